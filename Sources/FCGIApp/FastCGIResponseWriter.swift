@@ -1,0 +1,89 @@
+import CFastCGI
+import Glibc
+import HTTPCore
+import Logging
+
+/// Writes a ``Response`` as CGI-style FastCGI output: a `Status:` line,
+/// headers, a blank line, then the body (or nothing, for accel redirects).
+struct FastCGIResponseWriter {
+    let fileServing: FastCGIServer.FileServing
+    let logger: Logger
+
+    func write(_ response: Response, method: String, to out: UnsafeMutablePointer<FCGX_Stream>?) {
+        guard let out else { return }
+        var headers = response.headers
+        let sendsBody = method != "HEAD"
+        switch response.body {
+        case .bytes(let bytes):
+            headers.set("Content-Length", String(bytes.count))
+            putHeaders(response.status, headers, out)
+            if sendsBody { put(bytes, out) }
+        case .stream(let produce):
+            putHeaders(response.status, headers, out)
+            if sendsBody {
+                do { try produce(StreamWriter(out: out)) } catch {
+                    logger.warning("stream body ended early", metadata: ["error": "\(error)"])
+                }
+            }
+        case .file(let file):
+            switch fileServing {
+            case .accelRedirect(let prefix):
+                // nginx replaces Content-Length with the file's; it serves HEAD and Range itself.
+                headers.remove("Content-Length")
+                headers.set("X-Accel-Redirect", prefix + file.relativePath)
+                putHeaders(response.status, headers, out)
+            case .worker:
+                serveFromWorker(file, response.status, headers, sendsBody: sendsBody, out)
+            }
+        }
+    }
+
+    private func serveFromWorker(_ file: ServedFile, _ status: HTTPStatus, _ headers: HTTPHeaders,
+                                 sendsBody: Bool, _ out: UnsafeMutablePointer<FCGX_Stream>) {
+        let descriptor = open(file.absolutePath, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            logger.error("stored file missing", metadata: ["path": "\(file.relativePath)"])
+            let body = Array(#"{"error":"File not available"}"#.utf8)
+            putHeaders(.internalServerError, HTTPHeaders([("Content-Type", "application/json"),
+                                                          ("Content-Length", String(body.count))]), out)
+            put(body, out)
+            return
+        }
+        defer { close(descriptor) }
+        var headers = headers
+        headers.set("Content-Length", String(file.size))
+        putHeaders(status, headers, out)
+        guard sendsBody else { return }
+        var buffer = [UInt8](repeating: 0, count: 256 * 1024)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            guard buffer.withUnsafeBytes({ FCGX_PutStr($0.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(count), out) }) == Int32(count) else {
+                break  // client went away; nothing else to do for it
+            }
+        }
+    }
+
+    private func putHeaders(_ status: HTTPStatus, _ headers: HTTPHeaders, _ out: UnsafeMutablePointer<FCGX_Stream>) {
+        var head = "Status: \(status.code) \(status.reason)\r\n"
+        for field in headers { head += "\(field.name): \(field.value)\r\n" }
+        head += "\r\n"
+        put(Array(head.utf8), out)
+    }
+
+    private func put(_ bytes: [UInt8], _ out: UnsafeMutablePointer<FCGX_Stream>) {
+        guard !bytes.isEmpty else { return }
+        _ = bytes.withUnsafeBytes { FCGX_PutStr($0.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(bytes.count), out) }
+    }
+}
+
+private struct StreamWriter: ResponseBodyWriter {
+    let out: UnsafeMutablePointer<FCGX_Stream>
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        guard bytes.count > 0 else { return }
+        let written = FCGX_PutStr(bytes.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(bytes.count), out)
+        if written != Int32(bytes.count) { throw SystemError("FCGX_PutStr", code: FCGX_GetError(out)) }
+    }
+}

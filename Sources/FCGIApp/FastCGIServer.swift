@@ -1,0 +1,164 @@
+import CFastCGI
+import Glibc
+import HTTPCore
+import Logging
+
+/// Handles one request end to end on the calling worker thread.
+public typealias Responder = @Sendable (Request) -> Response
+
+/// The worker pool: N threads, each blocking in `FCGX_Accept_r` on one shared
+/// listening socket and handling one request at a time, synchronously.
+///
+/// Blocking threads rather than Swift concurrency: libfcgi's streams block, and
+/// a request body read from a slow client must not stall a cooperative pool.
+public final class FastCGIServer: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var address: ListenAddress
+        /// Threads accepting requests. A thread is held for the whole request,
+        /// including the time a streamed upload takes to arrive.
+        public var workerCount: Int
+        /// How files are served: through nginx (`X-Accel-Redirect`) or by the worker.
+        public var fileServing: FileServing
+        /// How long requests in flight may take to finish after a stop is asked for.
+        public var shutdownGracePeriod: Double
+
+        public init(address: ListenAddress, workerCount: Int = 64,
+                    fileServing: FileServing = .accelRedirect(prefix: "/_blobs/"),
+                    shutdownGracePeriod: Double = 30) {
+            self.address = address
+            self.workerCount = max(1, workerCount)
+            self.fileServing = fileServing
+            self.shutdownGracePeriod = shutdownGracePeriod
+        }
+    }
+
+    public enum FileServing: Sendable, Equatable {
+        /// Answer `X-Accel-Redirect: <prefix><relative path>`; nginx sends the bytes.
+        case accelRedirect(prefix: String)
+        /// Stream the file from the worker (no nginx in front, or accel disabled).
+        case worker
+    }
+
+    public let configuration: Configuration
+    private let responder: Responder
+    private let logger: Logger
+    private var socket: ListeningSocket?
+    private let state = WorkerCounter()
+
+    public init(configuration: Configuration, logger: Logger, responder: @escaping Responder) {
+        self.configuration = configuration
+        self.responder = responder
+        self.logger = logger
+    }
+
+    /// Opens the socket and starts the worker threads; returns at once.
+    /// Block SIGINT and SIGTERM before calling (see ``TerminationSignals``) so
+    /// that the threads inherit the mask and only the waiting thread sees them.
+    public func start() throws {
+        guard FCGX_Init() == 0 else { throw SystemError("FCGX_Init", code: -1) }
+        let socket = try ListeningSocket(configuration.address)
+        self.socket = socket
+        for index in 0..<configuration.workerCount {
+            state.begin()
+            try spawnThread(name: "fcgi-\(index)") { [self] in
+                defer { state.end() }
+                workerLoop(listener: socket.descriptor)
+            }
+        }
+        logger.info("worker pool listening", metadata: [
+            "address": "\(configuration.address)", "workers": "\(configuration.workerCount)",
+        ])
+    }
+
+    /// Stops accepting, lets requests in flight finish within the grace period,
+    /// and returns true when every thread ended in time.
+    @discardableResult
+    public func stop() -> Bool {
+        guard let socket else { return true }
+        FCGX_ShutdownPending()
+        socket.shutdownAccepting()
+        let finished = state.waitUntilZero(timeout: configuration.shutdownGracePeriod)
+        if !finished {
+            logger.warning("requests still in flight after the grace period; exiting anyway",
+                           metadata: ["busy": "\(state.count)"])
+        }
+        socket.close()
+        self.socket = nil
+        return finished
+    }
+
+    private func workerLoop(listener: Int32) {
+        var request = FCGX_Request()
+        guard FCGX_InitRequest(&request, listener, 0) == 0 else {
+            logger.error("FCGX_InitRequest failed")
+            return
+        }
+        let writer = FastCGIResponseWriter(fileServing: configuration.fileServing, logger: logger)
+        while FCGX_Accept_r(&request) >= 0 {
+            let incoming = FastCGIRequestDecoder.decode(&request)
+            let response = responder(incoming)
+            writer.write(response, method: incoming.method, to: request.out)
+            FCGX_Finish_r(&request)
+        }
+        FCGX_Free(&request, 1)
+    }
+}
+
+/// Counts live worker threads so `stop` can wait for them.
+final class WorkerCounter: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+    private(set) var count = 0
+
+    init() {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&condition, nil)
+    }
+
+    func begin() {
+        pthread_mutex_lock(&mutex); count += 1; pthread_mutex_unlock(&mutex)
+    }
+
+    func end() {
+        pthread_mutex_lock(&mutex)
+        count -= 1
+        pthread_cond_broadcast(&condition)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    func waitUntilZero(timeout: Double) -> Bool {
+        var deadline = timespec()
+        clock_gettime(CLOCK_REALTIME, &deadline)
+        let total = Double(deadline.tv_sec) + Double(deadline.tv_nsec) / 1e9 + timeout
+        deadline.tv_sec = Int(total)
+        deadline.tv_nsec = Int((total - Double(Int(total))) * 1e9)
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        while count > 0 {
+            if pthread_cond_timedwait(&condition, &mutex, &deadline) == ETIMEDOUT { return count == 0 }
+        }
+        return true
+    }
+}
+
+/// Starts a detached POSIX thread. Foundation's `Thread` would pull Foundation
+/// into the runtime for one call.
+func spawnThread(name: String, stackSize: Int = 1 << 20, _ body: @escaping @Sendable () -> Void) throws {
+    final class Box { let body: @Sendable () -> Void; init(_ body: @escaping @Sendable () -> Void) { self.body = body } }
+    var attributes = pthread_attr_t()
+    pthread_attr_init(&attributes)
+    defer { pthread_attr_destroy(&attributes) }
+    pthread_attr_setstacksize(&attributes, stackSize)
+    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+    let box = Unmanaged.passRetained(Box(body)).toOpaque()
+    var thread = pthread_t()
+    let result = pthread_create(&thread, &attributes, { raw in
+        let box = Unmanaged<AnyObject>.fromOpaque(raw!).takeRetainedValue() as! Box
+        box.body()
+        return nil
+    }, box)
+    guard result == 0 else {
+        Unmanaged<AnyObject>.fromOpaque(box).release()
+        throw SystemError("pthread_create \(name)", code: result)
+    }
+}

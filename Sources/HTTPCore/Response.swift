@@ -1,0 +1,44 @@
+/// What a handler answers: a status, headers and a body. FCGIApp turns it into
+/// FastCGI output; tests inspect it directly.
+public struct Response {
+    public var status: HTTPStatus
+    public var headers: HTTPHeaders
+    public var body: ResponseBody
+
+    public init(status: HTTPStatus = .ok, headers: HTTPHeaders = HTTPHeaders(), body: ResponseBody = .bytes([])) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// The three ways bytes leave a worker.
+public enum ResponseBody {
+    /// A small body built in memory (JSON, text, HTML).
+    case bytes([UInt8])
+    /// Bytes produced while they are written, for bodies too large to build first.
+    case stream((ResponseBodyWriter) throws -> Void)
+    /// A stored file. Behind nginx this becomes an `X-Accel-Redirect` and nginx
+    /// serves the bytes (sendfile, Range); without accel the worker streams it.
+    case file(ServedFile)
+}
+
+/// Where stream bodies go.
+public protocol ResponseBodyWriter {
+    func write(_ bytes: UnsafeRawBufferPointer) throws
+}
+
+/// A file that nginx serves from its internal blob location.
+public struct ServedFile: Sendable, Equatable {
+    /// Path below the blob root, for example `ab/cd/abcd…` (never user input).
+    public var relativePath: String
+    /// The same file on this machine, for serving without accel.
+    public var absolutePath: String
+    public var size: Int64
+
+    public init(relativePath: String, absolutePath: String, size: Int64) {
+        self.relativePath = relativePath
+        self.absolutePath = absolutePath
+        self.size = size
+    }
+}

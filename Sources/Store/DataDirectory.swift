@@ -1,0 +1,92 @@
+import Glibc
+
+/// The layout of a data folder. Everything minihost keeps lives below `root`:
+///
+///     root/minihost.sqlite     metadata (WAL)
+///     root/blobs/aa/bb/<sha>   content-addressed file bytes, served by nginx
+///     root/tmp/                uploads in progress; the sweeper removes stale ones
+///     root/secret.key          the key that signs operator cookies
+public struct DataDirectory: Sendable {
+    public let root: String
+
+    public init(_ root: String) {
+        var path = root
+        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        if !path.hasPrefix("/") {
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
+            if getcwd(&buffer, buffer.count) != nil {
+                let cwd = String(cString: buffer)
+                path = path == "." ? cwd : cwd + "/" + (path.hasPrefix("./") ? String(path.dropFirst(2)) : path)
+            }
+        }
+        self.root = path
+    }
+
+    public var databasePath: String { root + "/minihost.sqlite" }
+    public var blobsPath: String { root + "/blobs" }
+    public var temporaryPath: String { root + "/tmp" }
+    public var secretKeyPath: String { root + "/secret.key" }
+
+    /// Creates the folders that don't exist yet. The root is 0750 so only its
+    /// owner and group (nginx's user, in production) can look inside.
+    public func create() throws {
+        try FileSystem.makeDirectory(root, mode: 0o750)
+        try FileSystem.makeDirectory(blobsPath, mode: 0o755)
+        try FileSystem.makeDirectory(temporaryPath, mode: 0o700)
+    }
+}
+
+/// The few file-system calls the store makes, each turning errno into a ``StorageError``.
+enum FileSystem {
+    static func makeDirectory(_ path: String, mode: mode_t) throws {
+        if mkdir(path, mode) != 0 && errno != EEXIST { throw StorageError.fromErrno("mkdir \(path)") }
+    }
+
+    static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0
+    }
+
+    static func fileSize(_ path: String) -> Int64? {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int64(info.st_size) : nil
+    }
+
+    static func modificationTime(_ path: String) -> Double? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+    }
+
+    static func remove(_ path: String) {
+        unlink(path)
+    }
+
+    /// Names in a directory, without `.` and `..`; empty when it can't be read.
+    static func list(_ path: String) -> [String] {
+        guard let directory = opendir(path) else { return [] }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Makes a rename or new file in `directory` survive a power cut.
+    static func syncDirectory(_ directory: String) throws {
+        let descriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw StorageError.fromErrno("open \(directory)") }
+        defer { close(descriptor) }
+        if fsync(descriptor) != 0 { throw StorageError.fromErrno("fsync \(directory)") }
+    }
+
+    static func now() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    }
+}

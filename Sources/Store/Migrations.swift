@@ -1,0 +1,80 @@
+import GRDB
+
+/// The schema, as named migrations applied in order. Never edit a shipped
+/// migration: add a new one.
+enum Migrations {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-core") { db in
+            try db.create(table: "minihost_api_clients") { t in
+                t.primaryKey("client_key", .text)
+                t.column("secret_hash", .text).notNull()
+                t.column("scopes", .text).notNull()
+                t.column("active", .boolean).notNull().defaults(to: true)
+                t.column("created_at", .datetime).notNull()
+                t.column("revoked_at", .datetime)
+            }
+            // One row per stored file, whichever dialect made it. `owner_kind` +
+            // `owner_id` say who may act on it; `client_key` is the minihost view of that.
+            try db.create(table: "minihost_uploads") { t in
+                t.primaryKey("id", .text)
+                t.column("owner_kind", .text).notNull()
+                t.column("owner_id", .text).notNull()
+                t.column("file_name", .text).notNull()
+                t.column("content_type", .text).notNull()
+                t.column("size", .integer).notNull()
+                t.column("sha256", .text).notNull()
+                t.column("blob", .text)  // NULL once purged
+                t.column("state", .text).notNull()
+                    .check(sql: "state IN ('receiving', 'ready', 'purged')")
+                t.column("created_at", .datetime).notNull()
+                t.column("finished_at", .datetime)
+                t.column("purged_at", .datetime)
+                t.column("app_payload", .text)  // JSON object
+                t.column("app_handled_at", .datetime)
+                t.column("expires_at", .datetime)
+                t.column("max_downloads", .integer)
+                t.column("download_count", .integer).notNull().defaults(to: 0)
+                t.column("password_hash", .text)
+                t.column("public_id", .text).unique()
+            }
+            try db.execute(sql: """
+                ALTER TABLE minihost_uploads ADD COLUMN client_key TEXT
+                GENERATED ALWAYS AS (CASE WHEN owner_kind = 'api_client' THEN owner_id END) VIRTUAL
+                """)
+            try db.create(index: "minihost_uploads_owner", on: "minihost_uploads", columns: ["owner_kind", "owner_id", "created_at"])
+            try db.create(index: "minihost_uploads_blob", on: "minihost_uploads", columns: ["blob"])
+            try db.create(index: "minihost_uploads_unhandled", on: "minihost_uploads", columns: ["state", "app_handled_at", "created_at"])
+
+            try db.create(table: "minihost_uploads_publish") { t in
+                t.primaryKey("upload_id", .text).references("minihost_uploads", onDelete: .cascade)
+                t.column("status", .text).notNull().check(sql: "status IN ('published', 'unpublished')")
+                t.column("published_at", .datetime)
+                t.column("updated_at", .datetime).notNull()
+            }
+            try db.create(table: "minihost_audit_log") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("at", .datetime).notNull()
+                t.column("actor", .text).notNull()
+                t.column("action", .text).notNull()
+                t.column("upload_id", .text)
+                t.column("status", .integer).notNull()
+                t.column("remote_addr", .text)
+                t.column("detail", .text)
+            }
+            try db.create(table: "minihost_operators") { t in
+                t.primaryKey("username", .text)
+                t.column("password_hash", .text).notNull()
+                t.column("created_at", .datetime).notNull()
+            }
+            try db.create(table: "minihost_operator_sessions") { t in
+                t.primaryKey("token_hash", .text)
+                t.column("username", .text).notNull().references("minihost_operators", onDelete: .cascade)
+                t.column("created_at", .datetime).notNull()
+                t.column("expires_at", .datetime).notNull()
+                t.column("revoked_at", .datetime)
+            }
+        }
+        return migrator
+    }
+}

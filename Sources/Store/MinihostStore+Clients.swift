@@ -1,0 +1,66 @@
+import Foundation
+import GRDB
+import OpenSSLCrypto
+
+extension MinihostStore {
+    public static let clientScopes = ["upload", "download", "publish"]
+
+    /// Creates an API client and returns its secret, which is shown once and
+    /// stored only as a SHA-256 hash.
+    public func createClient(key: String, scopes: [String]) throws -> String {
+        guard Self.isValidName(key) else {
+            throw StorageError(.invalid, "client key must be 1-64 characters of A-Z a-z 0-9 _ -")
+        }
+        let unknown = scopes.filter { !Self.clientScopes.contains($0) }
+        guard unknown.isEmpty, !scopes.isEmpty else {
+            throw StorageError(.invalid, "scopes must be some of \(Self.clientScopes.joined(separator: ",")); got \(scopes.joined(separator: ","))")
+        }
+        let secret = try SecureRandom.hex(byteCount: 32)
+        let client = APIClient(clientKey: key, secretHash: try SHA256Hasher.hexDigest(of: Array(secret.utf8)),
+                               scopes: Self.clientScopes.filter(scopes.contains).joined(separator: ","),
+                               active: true, createdAt: Date(), revokedAt: nil)
+        try database.write { db in
+            guard try APIClient.fetchOne(db, key: key) == nil else {
+                throw StorageError(.invalid, "client \(key) already exists")
+            }
+            try client.insert(db)
+        }
+        return secret
+    }
+
+    public func listClients() throws -> [APIClient] {
+        try database.read { try APIClient.order(Column("client_key")).fetchAll($0) }
+    }
+
+    /// Deactivates a client; its uploads stay. Returns false for an unknown key.
+    public func revokeClient(key: String) throws -> Bool {
+        try database.write { db in
+            guard var client = try APIClient.fetchOne(db, key: key) else { return false }
+            client.active = false
+            client.revokedAt = Date()
+            try client.update(db)
+            return true
+        }
+    }
+
+    /// The active client whose secret this is, or nil. Unknown keys, revoked
+    /// clients and wrong secrets take the same path and the same time.
+    public func authenticateClient(key: String, secret: String) throws -> APIClient? {
+        let presented = try SHA256Hasher.hexDigest(of: Array(secret.utf8))
+        let client = try database.read { try APIClient.fetchOne($0, key: key) }
+        let expected = client?.secretHash ?? Self.decoyHash
+        let matches = constantTimeEquals(Array(presented.utf8), Array(expected.utf8))
+        guard let client, matches, client.active else { return nil }
+        return client
+    }
+
+    private static let decoyHash = String(repeating: "0", count: 64)
+
+    /// Names for clients and operators: safe in a credential, a log line and a path segment.
+    static func isValidName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        return (1...64).contains(bytes.count) && bytes.allSatisfy {
+            ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 95
+        }
+    }
+}

@@ -1,0 +1,78 @@
+import Foundation
+import GRDB
+
+/// What `minihost gc` did.
+public struct GarbageReport: Sendable {
+    public var temporaryFilesRemoved: Int
+    public var blobsRemoved: Int
+    public var bytesFreed: Int64
+}
+
+/// One problem `minihost check` found.
+public struct IntegrityProblem: Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        /// The blob's bytes no longer hash to its name.
+        case hashMismatch = "hash mismatch"
+        /// A ready upload's blob is not on disk.
+        case missingBlob = "missing blob"
+        /// The blob's size differs from the size recorded for an upload.
+        case sizeMismatch = "size mismatch"
+    }
+
+    public var kind: Kind
+    public var blob: String
+    public var uploadIds: [String]
+
+    public var description: String {
+        "\(kind.rawValue): blob \(blob)" + (uploadIds.isEmpty ? "" : " (uploads \(uploadIds.joined(separator: ", ")))")
+    }
+}
+
+extension MinihostStore {
+    /// Removes stale temporary files and every blob no row references.
+    /// Runs under the cross-process write lock, so it can't race an upload
+    /// that is placing the same blob.
+    public func collectGarbage(temporaryFileAge: TimeInterval = 3600) throws -> GarbageReport {
+        let temporaryRemoved = blobs.sweepTemporaryFiles(olderThan: temporaryFileAge)
+        var removed = 0
+        var freed: Int64 = 0
+        try writeImmediately { db in
+            let referenced = Set(try String.fetchAll(db, sql: "SELECT DISTINCT blob FROM minihost_uploads WHERE blob IS NOT NULL"))
+            for hash in blobs.allHashes() where !referenced.contains(hash) {
+                freed += FileSystem.fileSize(blobs.path(for: hash)) ?? 0
+                blobs.remove(hash)
+                removed += 1
+            }
+        }
+        return GarbageReport(temporaryFilesRemoved: temporaryRemoved, blobsRemoved: removed, bytesFreed: freed)
+    }
+
+    /// Re-hashes every blob on disk and checks every ready upload's blob
+    /// exists with the recorded size. `progress` is told each blob checked.
+    public func checkIntegrity(progress: (String) -> Void = { _ in }) throws -> [IntegrityProblem] {
+        let uploads = try database.read { db in
+            try Upload.filter(Column("blob") != nil).fetchAll(db)
+        }
+        var uploadsByBlob: [String: [Upload]] = [:]
+        for upload in uploads { uploadsByBlob[upload.blob!, default: []].append(upload) }
+        var problems: [IntegrityProblem] = []
+        let onDisk = Set(blobs.allHashes())
+        for hash in onDisk.sorted() {
+            progress(hash)
+            let ids = uploadsByBlob[hash]?.map(\.id) ?? []
+            if blobs.computeHash(of: hash) != hash {
+                problems.append(IntegrityProblem(kind: .hashMismatch, blob: hash, uploadIds: ids))
+                continue
+            }
+            let size = FileSystem.fileSize(blobs.path(for: hash))
+            let wrongSize = uploadsByBlob[hash]?.filter { $0.size != size } ?? []
+            if !wrongSize.isEmpty {
+                problems.append(IntegrityProblem(kind: .sizeMismatch, blob: hash, uploadIds: wrongSize.map(\.id)))
+            }
+        }
+        for (hash, rows) in uploadsByBlob where !onDisk.contains(hash) {
+            problems.append(IntegrityProblem(kind: .missingBlob, blob: hash, uploadIds: rows.map(\.id)))
+        }
+        return problems
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import GRDB
+import OpenSSLCrypto
+
+extension MinihostStore {
+    /// Creates or replaces an operator's password.
+    public func setOperator(username: String, password: String, hasher: Scrypt = .recommended) throws {
+        guard Self.isValidName(username) else {
+            throw StorageError(.invalid, "username must be 1-64 characters of A-Z a-z 0-9 _ -")
+        }
+        guard password.utf8.count >= 8 else { throw StorageError(.invalid, "password must have at least 8 characters") }
+        let record = Operator(username: username, passwordHash: try hasher.hash(password: password), createdAt: Date())
+        try database.write { db in
+            try record.save(db)
+            // A new password ends every session signed in with the old one.
+            try OperatorSession.filter(Column("username") == username).deleteAll(db)
+        }
+    }
+
+    public func operatorRecord(username: String) throws -> Operator? {
+        try database.read { try Operator.fetchOne($0, key: username) }
+    }
+
+    /// Starts a session and returns its token (stored only hashed).
+    public func createOperatorSession(username: String, lifetime: TimeInterval, now: Date = Date()) throws -> String {
+        let token = try SecureRandom.hex(byteCount: 32)
+        let session = OperatorSession(tokenHash: try SHA256Hasher.hexDigest(of: Array(token.utf8)), username: username,
+                                      createdAt: now, expiresAt: now.addingTimeInterval(lifetime), revokedAt: nil)
+        try database.write { db in
+            try OperatorSession.filter(Column("expires_at") < now).deleteAll(db)
+            try session.insert(db)
+        }
+        return token
+    }
+
+    /// The operator a live session token belongs to, or nil.
+    public func operatorForSession(token: String, now: Date = Date()) throws -> String? {
+        let hash = try SHA256Hasher.hexDigest(of: Array(token.utf8))
+        return try database.read { db in
+            guard let session = try OperatorSession.fetchOne(db, key: hash),
+                  session.revokedAt == nil, session.expiresAt > now else { return nil }
+            return session.username
+        }
+    }
+
+    public func revokeOperatorSession(token: String, now: Date = Date()) throws {
+        let hash = try SHA256Hasher.hexDigest(of: Array(token.utf8))
+        try database.write { db in
+            if var session = try OperatorSession.fetchOne(db, key: hash) {
+                session.revokedAt = now
+                try session.update(db)
+            }
+        }
+    }
+
+    /// Appends to the audit log.
+    public func record(_ event: AuditEvent) throws {
+        var event = event
+        try database.write { try event.insert($0) }
+    }
+
+    public func auditEvents(limit: Int = 100) throws -> [AuditEvent] {
+        try database.read { try AuditEvent.order(Column("id").desc).limit(limit).fetchAll($0) }
+    }
+}

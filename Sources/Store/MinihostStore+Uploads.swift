@@ -1,0 +1,194 @@
+import Foundation
+import GRDB
+import OpenSSLCrypto
+
+/// What a follow-up does to an upload's app data, applied in one transaction.
+public struct AppDataChange {
+    public enum HandledAt {
+        case unchanged, set(Date), cleared
+    }
+
+    /// Keys merged into the stored JSON object (a key's new value replaces the old).
+    public var payloadPatch: [String: Any]?
+    public var handledAt: HandledAt
+    /// Another upload of the same owner to purge in the same transaction.
+    public var replacesUploadId: String?
+
+    public init(payloadPatch: [String: Any]? = nil, handledAt: HandledAt = .unchanged, replacesUploadId: String? = nil) {
+        self.payloadPatch = payloadPatch
+        self.handledAt = handledAt
+        self.replacesUploadId = replacesUploadId
+    }
+}
+
+extension MinihostStore {
+    /// Records a finished upload: places its blob and inserts its row in one
+    /// write, so a row never exists without its complete blob. On failure the
+    /// temporary file is removed and nothing is recorded.
+    public func commitUpload(_ file: CompletedBlob, owner: Owner, fileName: String, contentType: String,
+                             now: Date = Date()) throws -> Upload {
+        let upload = Upload(
+            id: try SecureRandom.hex(byteCount: 16), ownerKind: owner.kind, ownerId: owner.id,
+            fileName: fileName, contentType: contentType, size: file.size, sha256: file.sha256,
+            blob: file.sha256, state: .ready, createdAt: now, finishedAt: now, purgedAt: nil,
+            appPayload: nil, appHandledAt: nil, expiresAt: nil, maxDownloads: nil, downloadCount: 0,
+            passwordHash: nil, publicId: nil)
+        do {
+            try writeImmediately { db in
+                try blobs.place(file)
+                try upload.insert(db)
+            }
+        } catch {
+            file.discard()
+            throw error
+        }
+        return upload
+    }
+
+    /// The owner's upload in any state, or nil (also for another owner's id).
+    public func upload(id: String, owner: Owner) throws -> Upload? {
+        try database.read { db in
+            try Upload.filter(Column("id") == id && Column("owner_kind") == owner.kind && Column("owner_id") == owner.id)
+                .fetchOne(db)
+        }
+    }
+
+    /// Any upload by id, for operators.
+    public func upload(id: String) throws -> Upload? {
+        try database.read { try Upload.fetchOne($0, key: id) }
+    }
+
+    /// Applies a follow-up atomically: a concurrent follow-up sees either none
+    /// or all of it, and no merge is lost.
+    public func applyAppDataChange(_ change: AppDataChange, uploadId: String, owner: Owner,
+                                   now: Date = Date()) throws -> Upload {
+        var orphaned: Set<String> = []
+        let updated: Upload = try database.writeWithoutTransaction { db in
+            var result: Upload!
+            try db.inTransaction(.immediate) {
+                guard var upload = try ownedUpload(uploadId, owner, db), upload.state == .ready else {
+                    throw StorageError(.notFound, "upload not found")
+                }
+                if let replaced = change.replacesUploadId {
+                    guard replaced != uploadId, let old = try ownedUpload(replaced, owner, db), old.state == .ready else {
+                        throw StorageError(.notFound, "replaced upload not found")
+                    }
+                    if let blob = try purgeRow(old, now: now, db) { orphaned.insert(blob) }
+                }
+                if let patch = change.payloadPatch {
+                    var payload = Self.decodePayload(upload.appPayload)
+                    for (key, value) in patch { payload[key] = value }
+                    upload.appPayload = try Self.encodePayload(payload)
+                }
+                switch change.handledAt {
+                case .unchanged: break
+                case .set(let date): upload.appHandledAt = date
+                case .cleared: upload.appHandledAt = nil
+                }
+                try upload.update(db)
+                result = upload
+                return .commit
+            }
+            try removeUnreferencedBlobs(orphaned, db)
+            return result
+        }
+        return updated
+    }
+
+    /// Purges the owner's upload: the row stays (state `purged`, for the audit
+    /// trail), its publication goes, and its blob goes when nothing else uses it.
+    public func purge(uploadId: String, owner: Owner, now: Date = Date()) throws {
+        try database.writeWithoutTransaction { db in
+            var orphaned: String?
+            try db.inTransaction(.immediate) {
+                guard let upload = try ownedUpload(uploadId, owner, db), upload.state == .ready else {
+                    throw StorageError(.notFound, "upload not found")
+                }
+                orphaned = try purgeRow(upload, now: now, db)
+                return .commit
+            }
+            if let orphaned { try removeUnreferencedBlobs([orphaned], db) }
+        }
+    }
+
+    /// Purges ready uploads created before `cutoff` that no app marked handled.
+    /// Returns how many were found and how many were purged.
+    public func purgeUnhandled(createdBefore cutoff: Date, now: Date = Date()) throws -> (candidates: Int, purged: Int) {
+        try database.writeWithoutTransaction { db in
+            var orphaned: Set<String> = []
+            var counts = (candidates: 0, purged: 0)
+            try db.inTransaction(.immediate) {
+                let stale = try Upload
+                    .filter(Column("state") == Upload.State.ready.rawValue && Column("app_handled_at") == nil
+                            && Column("created_at") < cutoff)
+                    .fetchAll(db)
+                counts.candidates = stale.count
+                for upload in stale {
+                    if let blob = try purgeRow(upload, now: now, db) { orphaned.insert(blob) }
+                    counts.purged += 1
+                }
+                return .commit
+            }
+            try removeUnreferencedBlobs(orphaned, db)
+            return counts
+        }
+    }
+
+    /// Marks the owner's ready upload published or unpublished.
+    public func setPublication(uploadId: String, owner: Owner, status: Publication.Status,
+                               now: Date = Date()) throws -> Publication {
+        try database.write { db in
+            guard let upload = try ownedUpload(uploadId, owner, db), upload.state == .ready else {
+                throw StorageError(.notFound, "upload not found")
+            }
+            var publication = try Publication.fetchOne(db, key: uploadId)
+                ?? Publication(uploadId: uploadId, status: status, publishedAt: nil, updatedAt: now)
+            publication.status = status
+            publication.updatedAt = now
+            if status == .published { publication.publishedAt = now }
+            try publication.save(db)
+            return publication
+        }
+    }
+
+    /// The upload behind a public cache URL: only ready and published ones.
+    public func publishedUpload(id: String) throws -> Upload? {
+        try database.read { db in
+            try Upload.fetchOne(db, sql: """
+                SELECT u.* FROM minihost_uploads u
+                JOIN minihost_uploads_publish p ON p.upload_id = u.id
+                WHERE u.id = ? AND u.state = 'ready' AND p.status = 'published'
+                """, arguments: [id])
+        }
+    }
+
+    /// Returns the blob hash the purged row no longer references.
+    private func purgeRow(_ upload: Upload, now: Date, _ db: Database) throws -> String? {
+        var purged = upload
+        purged.state = .purged
+        purged.blob = nil
+        purged.purgedAt = now
+        try purged.update(db)
+        _ = try Publication.deleteOne(db, key: upload.id)
+        return upload.blob
+    }
+
+    private func ownedUpload(_ id: String, _ owner: Owner, _ db: Database) throws -> Upload? {
+        try Upload.filter(Column("id") == id && Column("owner_kind") == owner.kind && Column("owner_id") == owner.id)
+            .fetchOne(db)
+    }
+
+    public static func decodePayload(_ text: String?) -> [String: Any] {
+        guard let text, let data = text.data(using: .utf8),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
+        return object
+    }
+
+    static func encodePayload(_ payload: [String: Any]) throws -> String {
+        guard JSONSerialization.isValidJSONObject(payload) else {
+            throw StorageError(.invalid, "payload is not a JSON object")
+        }
+        let data = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+}

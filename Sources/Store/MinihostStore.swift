@@ -1,0 +1,84 @@
+import Foundation
+import GRDB
+import Logging
+import OpenSSLCrypto
+
+/// SQLite metadata plus the blob store: the one place that decides what is
+/// stored. It knows nothing of HTTP; every dialect's routes call into it.
+///
+/// Safe to share between worker threads: GRDB's `DatabasePool` serialises
+/// writes and lets reads run side by side (WAL).
+public final class MinihostStore: Sendable {
+    public let directory: DataDirectory
+    public let blobs: BlobStore
+    let database: DatabasePool
+
+    /// Opens (creating if needed) the data folder and brings the schema up to date.
+    public init(directory: DataDirectory, readerCount: Int = 8) throws {
+        self.directory = directory
+        try directory.create()
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(15)
+        configuration.maximumReaderCount = readerCount
+        configuration.label = "minihost"
+        database = try DatabasePool(path: directory.databasePath, configuration: configuration)
+        try Migrations.migrator.migrate(database)
+        blobs = BlobStore(directory: directory)
+    }
+
+    /// Runs `body` in an IMMEDIATE transaction, which takes SQLite's write lock
+    /// across processes (the server and `minihost gc`) before anything is read.
+    /// Blob placement and removal happen inside it, so "referenced?" and
+    /// "delete" can't interleave with another writer.
+    func writeImmediately<T>(_ body: (Database) throws -> T) throws -> T {
+        try database.writeWithoutTransaction { db in
+            var result: T?
+            try db.inTransaction(.immediate) {
+                result = try body(db)
+                return .commit
+            }
+            return result!
+        }
+    }
+
+    /// Deletes the files of `hashes` that no row references any more. Called by
+    /// the writer that just dropped references, still holding the write lock.
+    func removeUnreferencedBlobs(_ hashes: Set<String>, _ db: Database) throws {
+        for hash in hashes {
+            let references = try Upload.filter(Column("blob") == hash).fetchCount(db)
+            if references == 0 { blobs.remove(hash) }
+        }
+    }
+}
+
+/// Times as the JSON APIs show them: `2026-04-17T12:00:00.000Z`.
+public enum ISO8601Timestamp {
+    public static func format(_ date: Date) -> String {
+        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        var seconds = time_t(milliseconds / 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        let millis = Int32(((milliseconds % 1000) + 1000) % 1000)
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(millis, 3))Z"
+    }
+
+    /// Parses ISO-8601 date-times with or without fractional seconds, with `Z`
+    /// or an offset; nil for anything else (including a bare date).
+    public static func parse(_ text: String) -> Date? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard trimmed.count >= 20, trimmed.count <= 40 else { return nil }
+        for options: ISO8601DateFormatter.Options in [
+            [.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime],
+        ] {
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = options
+            if let date = formatter.date(from: trimmed) { return date }
+        }
+        return nil
+    }
+}

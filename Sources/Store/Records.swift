@@ -1,0 +1,160 @@
+import Foundation
+import GRDB
+
+/// An app's credential for the minihost dialect: `client_key.secret`, with
+/// only the secret's SHA-256 at rest.
+public struct APIClient: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "minihost_api_clients"
+
+    public var clientKey: String
+    public var secretHash: String
+    /// Comma-separated: `upload`, `download`, `publish`.
+    public var scopes: String
+    public var active: Bool
+    public var createdAt: Date
+    public var revokedAt: Date?
+
+    enum CodingKeys: String, CodingKey {
+        case clientKey = "client_key", secretHash = "secret_hash", scopes, active
+        case createdAt = "created_at", revokedAt = "revoked_at"
+    }
+
+    public var scopeList: [String] { scopes.split(separator: ",").map(String.init) }
+
+    public func has(scope: String) -> Bool { scopeList.contains(scope) }
+}
+
+/// Who may act on an upload. One reference with a kind, shared by every dialect.
+public struct Owner: Hashable, Sendable, CustomStringConvertible {
+    public var kind: String
+    public var id: String
+
+    public init(kind: String, id: String) {
+        self.kind = kind
+        self.id = id
+    }
+
+    public static func apiClient(_ key: String) -> Owner { Owner(kind: "api_client", id: key) }
+
+    public var description: String { "\(kind):\(id)" }
+}
+
+/// A stored file (or one being received) and the policies dialects attach to it.
+public struct Upload: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "minihost_uploads"
+
+    public enum State: String, Codable, Sendable {
+        case receiving, ready, purged
+    }
+
+    public var id: String
+    public var ownerKind: String
+    public var ownerId: String
+    /// A safe display name (see ``DisplayName``), never a path.
+    public var fileName: String
+    public var contentType: String
+    public var size: Int64
+    public var sha256: String
+    /// The blob's address; nil once purged.
+    public var blob: String?
+    public var state: State
+    public var createdAt: Date
+    public var finishedAt: Date?
+    public var purgedAt: Date?
+    /// A JSON object, as text.
+    public var appPayload: String?
+    public var appHandledAt: Date?
+    public var expiresAt: Date?
+    public var maxDownloads: Int?
+    public var downloadCount: Int
+    public var passwordHash: String?
+    public var publicId: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, ownerKind = "owner_kind", ownerId = "owner_id", fileName = "file_name"
+        case contentType = "content_type", size, sha256, blob, state, createdAt = "created_at"
+        case finishedAt = "finished_at", purgedAt = "purged_at", appPayload = "app_payload"
+        case appHandledAt = "app_handled_at", expiresAt = "expires_at", maxDownloads = "max_downloads"
+        case downloadCount = "download_count", passwordHash = "password_hash", publicId = "public_id"
+    }
+
+    public var owner: Owner { Owner(kind: ownerKind, id: ownerId) }
+}
+
+/// Whether an upload is reachable at its public cache URL.
+public struct Publication: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "minihost_uploads_publish"
+
+    public enum Status: String, Codable, Sendable {
+        case published, unpublished
+    }
+
+    public var uploadId: String
+    public var status: Status
+    public var publishedAt: Date?
+    public var updatedAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case uploadId = "upload_id", status, publishedAt = "published_at", updatedAt = "updated_at"
+    }
+}
+
+/// One line of the audit log: who did what to which upload, and how it ended.
+public struct AuditEvent: Codable, FetchableRecord, PersistableRecord, Sendable {
+    public static let databaseTableName = "minihost_audit_log"
+
+    public var id: Int64?
+    public var at: Date
+    public var actor: String
+    public var action: String
+    public var uploadId: String?
+    public var status: Int
+    public var remoteAddr: String?
+    public var detail: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, at, actor, action, uploadId = "upload_id", status, remoteAddr = "remote_addr", detail
+    }
+
+    public init(actor: String, action: String, uploadId: String? = nil, status: Int,
+                remoteAddr: String? = nil, detail: String? = nil, at: Date = Date()) {
+        self.at = at
+        self.actor = actor
+        self.action = action
+        self.uploadId = uploadId
+        self.status = status
+        self.remoteAddr = remoteAddr
+        self.detail = detail
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+/// A human who runs the server and signs in to the operator endpoints.
+public struct Operator: Codable, FetchableRecord, PersistableRecord, Sendable {
+    public static let databaseTableName = "minihost_operators"
+
+    public var username: String
+    public var passwordHash: String
+    public var createdAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case username, passwordHash = "password_hash", createdAt = "created_at"
+    }
+}
+
+/// A signed-in operator; the cookie carries the token, the row only its hash.
+public struct OperatorSession: Codable, FetchableRecord, PersistableRecord, Sendable {
+    public static let databaseTableName = "minihost_operator_sessions"
+
+    public var tokenHash: String
+    public var username: String
+    public var createdAt: Date
+    public var expiresAt: Date
+    public var revokedAt: Date?
+
+    enum CodingKeys: String, CodingKey {
+        case tokenHash = "token_hash", username, createdAt = "created_at"
+        case expiresAt = "expires_at", revokedAt = "revoked_at"
+    }
+}

@@ -1,0 +1,38 @@
+import Glibc
+
+/// A storage operation failed. Routes map the code to a status: `diskFull` is
+/// 507, `notFound` 404, anything else 500 with no detail shown to the client.
+public struct StorageError: Error, CustomStringConvertible, Sendable {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        let name: String
+        public var description: String { name }
+        /// The disk (or quota) has no room: nothing was stored.
+        public static let diskFull = Code(name: "diskFull")
+        /// A file operation failed for another reason.
+        public static let io = Code(name: "io")
+        /// The thing asked for does not exist (or isn't the caller's).
+        public static let notFound = Code(name: "notFound")
+        /// Input the store refuses (a bad name, a duplicate key).
+        public static let invalid = Code(name: "invalid")
+    }
+
+    public let code: Code
+    public let detail: String
+
+    public init(_ code: Code, _ detail: String) {
+        self.code = code
+        self.detail = detail
+    }
+
+    /// From the current `errno` after a failed file operation.
+    static func fromErrno(_ operation: String, _ value: Int32 = errno) -> StorageError {
+        let message = "\(operation): \(String(cString: strerror(value)))"
+        switch value {
+        case ENOSPC, EDQUOT: return StorageError(.diskFull, message)
+        case ENOENT: return StorageError(.notFound, message)
+        default: return StorageError(.io, message)
+        }
+    }
+
+    public var description: String { "storage \(code): \(detail)" }
+}
