@@ -1,4 +1,5 @@
 import Glibc
+import OpenSSLCrypto
 
 /// The layout of a data folder. Everything minihost keeps lives below `root`:
 ///
@@ -88,5 +89,34 @@ enum FileSystem {
         var time = timespec()
         clock_gettime(CLOCK_REALTIME, &time)
         return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    }
+}
+
+extension DataDirectory {
+    /// The 32-byte key that signs operator cookies, created (mode 0600) on first use.
+    public func loadOrCreateSecretKey() throws -> [UInt8] {
+        let descriptor = open(secretKeyPath, O_RDONLY | O_CLOEXEC)
+        if descriptor >= 0 {
+            defer { close(descriptor) }
+            var key = [UInt8](repeating: 0, count: 64)
+            let count = read(descriptor, &key, key.count)
+            guard count >= 32 else { throw StorageError(.io, "\(secretKeyPath) is shorter than 32 bytes") }
+            return Array(key.prefix(count))
+        }
+        let key = try SecureRandom.bytes(32)
+        let temporary = secretKeyPath + ".new"
+        let output = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard output >= 0 else { throw StorageError.fromErrno("create \(temporary)") }
+        let written = write(output, key, key.count)
+        fsync(output)
+        close(output)
+        guard written == key.count else { unlink(temporary); throw StorageError.fromErrno("write \(temporary)") }
+        // link() fails if another process created the key first; then use theirs.
+        if link(temporary, secretKeyPath) != 0 && errno != EEXIST {
+            unlink(temporary)
+            throw StorageError.fromErrno("install \(secretKeyPath)")
+        }
+        unlink(temporary)
+        return try loadOrCreateSecretKey()
     }
 }

@@ -1,0 +1,54 @@
+import HTTPCore
+
+/// Which browser origins may call the API. Server-side callers don't need CORS.
+public struct CORSPolicy: Sendable {
+    /// The built-in origins: the upstream production hosts and common local dev ports.
+    public static let builtInOrigins = [
+        "https://2nfro.com", "https://www.2nfro.com",
+        "http://localhost:3000", "http://localhost:5173", "http://localhost:8080",
+        "http://127.0.0.1:3000", "http://127.0.0.1:5173", "http://127.0.0.1:8080",
+    ]
+
+    public let allowedOrigins: Set<String>
+
+    public init(extraOrigins: [String] = []) {
+        allowedOrigins = Set(Self.builtInOrigins + extraOrigins.map(Self.normalize).filter { !$0.isEmpty })
+    }
+
+    static func normalize(_ origin: String) -> String {
+        var text = origin.trimmingWhitespace()
+        while text.hasSuffix("/") { text.removeLast() }
+        return text
+    }
+
+    func allowedOrigin(for request: Request) -> String? {
+        guard let origin = request.headers["Origin"], allowedOrigins.contains(Self.normalize(origin)) else { return nil }
+        return origin
+    }
+
+    func apply(to response: inout Response, request: Request) {
+        guard let origin = allowedOrigin(for: request) else { return }
+        response.headers.set("Access-Control-Allow-Origin", origin)
+        response.headers.set("Access-Control-Allow-Credentials", "true")
+        response.headers.set("Access-Control-Expose-Headers", "Content-Disposition, X-Minihost-Audit")
+        response.headers.add("Vary", "Origin")
+    }
+
+    func applyPreflight(to response: inout Response, request: Request, methods: [String]) {
+        apply(to: &response, request: request)
+        guard allowedOrigin(for: request) != nil else { return }
+        response.headers.set("Access-Control-Allow-Methods", methods.joined(separator: ", "))
+        response.headers.set("Access-Control-Allow-Headers",
+                             request.headers["Access-Control-Request-Headers"] ?? "Authorization, Content-Type")
+        response.headers.set("Access-Control-Max-Age", "600")
+    }
+}
+
+extension StringProtocol {
+    func trimmingWhitespace() -> String {
+        let scalars = unicodeScalars
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
+              let last = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return "" }
+        return String(String.UnicodeScalarView(scalars[first...last]))
+    }
+}

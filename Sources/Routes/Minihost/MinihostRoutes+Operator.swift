@@ -1,0 +1,102 @@
+import Foundation
+import HTTPCore
+import OpenSSLCrypto
+import Store
+
+extension MinihostRoutes {
+    /// `POST /api/minihost/admin-login` `{username, password}` → session cookie.
+    func adminLogin(_ request: Request) throws -> Response {
+        let body = try request.jsonObject(limit: 16 * 1024)
+        guard let username = try body.string("username"), let password = try body.string("password"),
+              !username.isEmpty, !password.isEmpty else {
+            throw HTTPErrorResponse(.badRequest, "username and password are required")
+        }
+        let account = try store.operatorRecord(username: username)
+        let verified = try context.passwordHashing.run {
+            try Scrypt.verify(password: password, encoded: account?.passwordHash ?? context.decoyPasswordHash)
+        }
+        guard let account, verified else {
+            audit(request, actor: "operator:?", action: "admin_login", uploadId: nil, status: 401,
+                  detail: "failed sign-in")
+            throw HTTPErrorResponse(.unauthorized, "Invalid username or password")
+        }
+        let token = try store.createOperatorSession(username: account.username,
+                                                    lifetime: configuration.operatorSessionLifetime)
+        let echo = audit(request, actor: "operator:\(account.username)", action: "admin_login", uploadId: nil, status: 200)
+        var response = JSONResponse.make(["ok": true])
+        response.headers.add("Set-Cookie", try context.operatorCookie.setCookie(token: token))
+        response.headers.set("Cache-Control", "no-store")
+        if configuration.auditEcho { response.headers.set("X-Minihost-Audit", echo) }
+        return response
+    }
+
+    /// `POST /api/minihost/admin-logout`: ends the session (if any) and clears the cookie.
+    func adminLogout(_ request: Request) throws -> Response {
+        if let token = context.operatorCookie.token(in: request) {
+            let username = try store.operatorForSession(token: token)
+            try store.revokeOperatorSession(token: token)
+            if let username {
+                audit(request, actor: "operator:\(username)", action: "admin_logout", uploadId: nil, status: 200)
+            }
+        }
+        var response = JSONResponse.make(["ok": true])
+        response.headers.add("Set-Cookie", context.operatorCookie.clearCookie())
+        return response
+    }
+
+    /// `GET /api/minihost/admin-download` → 307 to the dashboard path, same query
+    /// (some proxies strip cookies on `/api/*`).
+    func adminDownloadRedirect(_ request: Request) -> Response {
+        var location = "/minihost/dashboard/admin-download"
+        if !request.queryString.isEmpty { location += "?" + request.queryString }
+        var response = JSONResponse.make(["location": location], status: .temporaryRedirect)
+        response.headers.set("Location", location)
+        return response
+    }
+
+    /// `GET /minihost/dashboard/admin-download?id=…[&inline=1]`: any upload, for operators.
+    func adminDownload(_ request: Request) throws -> Response {
+        let username = try requireOperator(request)
+        guard let id = request.query["id"], !id.isEmpty else { throw HTTPErrorResponse(.badRequest, "Missing id") }
+        guard let upload = try store.upload(id: id), upload.state == .ready else {
+            throw HTTPErrorResponse(.notFound, "Upload not found")
+        }
+        audit(request, actor: "operator:\(username)", action: "admin_download", uploadId: id, status: 200)
+        let inline = ["1", "true"].contains(request.query["inline"] ?? "")
+        return Self.fileResponse(upload, store: store, disposition: inline ? .inline : .attachment,
+                                 cacheControl: "private, no-store")
+    }
+
+    /// `POST /api/minihost/admin-purge-unhandled`: purges ready uploads that no
+    /// app marked handled before the cutoff. The cutoff is
+    /// `MINIHOST_UNHANDLED_CUTOFF_HOURS` ago, or `olderThanHours` from the body.
+    func adminPurgeUnhandled(_ request: Request) throws -> Response {
+        let username = try requireOperator(request)
+        let body = try request.optionalJSONObject(limit: 16 * 1024)
+        var age = configuration.unhandledCutoff
+        if let raw = body["olderThanHours"] {
+            guard let hours = raw as? Double, hours >= 0, !([String: Any].isBoolean(raw)) else {
+                throw HTTPErrorResponse(.badRequest, "olderThanHours must be a number of hours")
+            }
+            age = hours * 3600
+        }
+        let now = Date()
+        let cutoff = now.addingTimeInterval(-age)
+        return try audited(request, actor: "operator:\(username)", action: "admin_purge_unhandled", uploadId: nil) {
+            let counts = try store.purgeUnhandled(createdBefore: cutoff, now: now)
+            return JSONResponse.make([
+                "ok": true, "cutoff": ISO8601Timestamp.format(cutoff),
+                "candidateCount": counts.candidates, "purgedCount": counts.purged,
+            ])
+        }
+    }
+
+    /// The signed-in operator, or 401.
+    func requireOperator(_ request: Request) throws -> String {
+        guard let token = context.operatorCookie.token(in: request),
+              let username = try store.operatorForSession(token: token) else {
+            throw HTTPErrorResponse(.unauthorized, "Operator session required")
+        }
+        return username
+    }
+}

@@ -1,0 +1,26 @@
+import ArgumentParser
+import Foundation
+
+struct NginxConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nginx-config",
+        abstract: "Print the production nginx site config (deploy/nginx/minihost.conf is this output).")
+
+    @Option(help: "server_name") var serverName: String = "files.example.com"
+    @Option(help: "TLS certificate path.") var sslCertificate: String = "/etc/letsencrypt/live/files.example.com/fullchain.pem"
+    @Option(help: "TLS key path.") var sslCertificateKey: String = "/etc/letsencrypt/live/files.example.com/privkey.pem"
+    @Option(help: "The workers' socket, as systemd creates it.") var socket: String = "/run/minihost/minihost.sock"
+    @Option(help: "The data folder's blob directory.") var blobRoot: String = "/var/lib/minihost/blobs"
+    @Option(help: "Largest upload in MB (match MINIHOST_MAX_MB).") var maxMb: Int = 50
+    @Option(help: "HTTP listen address.") var httpListen: String = "80"
+    @Option(help: "HTTPS listen address.") var httpsListen: String = "443"
+
+    func run() throws {
+        let site = NginxTemplates.Site(mode: "production, rendered by minihost nginx-config", tls: true,
+                                       httpListen: httpListen, httpsListen: httpsListen, ipv6: httpListen == "80",
+                                       serverName: serverName, sslCertificate: sslCertificate,
+                                       sslCertificateKey: sslCertificateKey, upstream: "unix:" + socket,
+                                       blobRoot: blobRoot, maxUploadMB: min(maxMb, 500), rateLimit: true)
+        print(try NginxTemplates.locate().render("minihost.conf", site.values), terminator: "")
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import Mustache
+
+/// Renders the nginx configuration from `deploy/nginx/*.mustache`, the one
+/// template behind both `minihost up` and the shipped production config.
+struct NginxTemplates {
+    let directory: String
+
+    /// Finds the templates: `MINIHOST_NGINX_TEMPLATES`, then `deploy/nginx`
+    /// above the executable (a build in the source tree), then the current
+    /// folder, then the packaged location.
+    static func locate() throws -> NginxTemplates {
+        var candidates: [String] = []
+        if let explicit = ProcessInfo.processInfo.environment["MINIHOST_NGINX_TEMPLATES"] { candidates.append(explicit) }
+        var folder = URL(fileURLWithPath: CommandLine.executablePath).deletingLastPathComponent()
+        for _ in 0..<5 {
+            candidates.append(folder.appendingPathComponent("deploy/nginx").path)
+            folder.deleteLastPathComponent()
+        }
+        candidates.append(FileManager.default.currentDirectoryPath + "/deploy/nginx")
+        candidates.append("/usr/share/minihost/nginx")
+        for candidate in candidates where FileManager.default.fileExists(atPath: candidate + "/minihost.conf.mustache") {
+            return NginxTemplates(directory: candidate)
+        }
+        throw CommandFailure("nginx templates not found (looked in \(candidates.joined(separator: ", "))); set MINIHOST_NGINX_TEMPLATES")
+    }
+
+    func render(_ name: String, _ values: [String: Any]) throws -> String {
+        let text = try String(contentsOfFile: directory + "/" + name + ".mustache", encoding: .utf8)
+        let template = try MustacheTemplate(string: text)
+        return template.render(values)
+    }
+
+    /// Values for the site template.
+    struct Site {
+        var mode: String
+        var tls: Bool
+        var httpListen: String
+        var httpsListen = "443"
+        var ipv6 = false
+        var serverName: String
+        var sslCertificate = ""
+        var sslCertificateKey = ""
+        var upstream: String
+        var blobRoot: String
+        var maxUploadMB: Int
+        var rateLimit: Bool
+
+        var values: [String: Any] {
+            [
+                "mode": mode, "tls": tls, "http_listen": httpListen, "https_listen": httpsListen, "ipv6": ipv6,
+                "server_name": serverName, "ssl_certificate": sslCertificate, "ssl_certificate_key": sslCertificateKey,
+                "upstream": upstream, "blob_root": blobRoot, "max_mb": maxUploadMB,
+                // Room for the multipart framing around a file of the maximum size.
+                "max_body_size": "\(maxUploadMB + 1)m", "rate_limit": rateLimit,
+            ]
+        }
+    }
+}
+
+extension CommandLine {
+    /// The running executable's real path (`/proc/self/exe`), symlinks resolved.
+    static var executablePath: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? arguments[0]
+    }
+}
