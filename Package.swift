@@ -59,6 +59,6 @@ let package = Package(
         ),
         .testTarget(name: "OpenSSLCryptoTests", dependencies: ["OpenSSLCrypto"]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
-        .testTarget(name: "RoutesTests", dependencies: ["Routes", "Store", "HTTPCore"]),
+        .testTarget(name: "RoutesTests", dependencies: ["Routes", "Store", "HTTPCore", "OpenSSLCrypto"]),
     ]
 )

@@ -117,6 +117,7 @@ public enum MultipartFormStream {
                 if scanner.byte(at: 0) == 13 && scanner.byte(at: 1) == 10 {
                     scanner.consume(upTo: scanner.start + 2)  // a part with no headers
                 } else if let position = scanner.find([13, 10, 13, 10]) {
+                    guard position - scanner.start <= maxHeaderBlock else { throw MultipartError("Part headers too large") }
                     headers = try parseHeaderBlock(scanner.bytes(scanner.start..<position))
                     scanner.consume(upTo: position + 4)
                 } else {

@@ -1,0 +1,104 @@
+import Foundation
+import Testing
+@testable import Store
+
+@Suite struct BlobAndUploadTests {
+    @Test func commitPlacesTheBlobAtItsHashAndRecordsTheRow() throws {
+        let fixture = try TemporaryStore()
+        let upload = try fixture.upload(Array("hello".utf8))
+        #expect(upload.sha256 == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
+        #expect(upload.size == 5)
+        #expect(try String(contentsOfFile: fixture.store.blobs.path(for: upload.sha256), encoding: .utf8) == "hello")
+        let stored = try #require(try fixture.store.upload(id: upload.id, owner: .apiClient("app")))
+        #expect(stored.sha256 == upload.sha256 && stored.size == 5 && stored.state == .ready && stored.fileName == "f.bin")
+        #expect(fixture.temporaryFiles().isEmpty)
+    }
+
+    @Test func anotherOwnerCannotSeeTheUpload() throws {
+        let fixture = try TemporaryStore()
+        let upload = try fixture.upload(Array("x".utf8))
+        #expect(try fixture.store.upload(id: upload.id, owner: .apiClient("other")) == nil)
+        #expect(throws: StorageError.self) { try fixture.store.purge(uploadId: upload.id, owner: .apiClient("other")) }
+    }
+
+    @Test func identicalContentSharesOneBlobUntilTheLastReferenceGoes() throws {
+        let fixture = try TemporaryStore()
+        let first = try fixture.upload(Array("same".utf8))
+        let second = try fixture.upload(Array("same".utf8))
+        #expect(first.blob == second.blob)
+        let path = fixture.store.blobs.path(for: first.sha256)
+        try fixture.store.purge(uploadId: first.id, owner: first.owner)
+        #expect(FileManager.default.fileExists(atPath: path), "still referenced by the second upload")
+        try fixture.store.purge(uploadId: second.id, owner: second.owner)
+        #expect(!FileManager.default.fileExists(atPath: path))
+        #expect(try fixture.store.upload(id: first.id)?.state == .purged)
+    }
+
+    @Test func anAbandonedWriterLeavesNothing() throws {
+        let fixture = try TemporaryStore()
+        let writer = try fixture.store.blobs.makeWriter()
+        try Array(repeating: UInt8(1), count: 1000).withUnsafeBytes { try writer.write($0) }
+        #expect(fixture.temporaryFiles().count == 1)
+        writer.abandon()
+        #expect(fixture.temporaryFiles().isEmpty)
+    }
+
+    @Test func followUpsMergeWithoutLosingConcurrentUpdates() throws {
+        let fixture = try TemporaryStore()
+        let upload = try fixture.upload(Array("meta".utf8))
+        DispatchQueue.concurrentPerform(iterations: 32) { index in
+            _ = try? fixture.store.applyAppDataChange(AppDataChange(payloadPatch: ["k\(index)": index]),
+                                                      uploadId: upload.id, owner: upload.owner)
+        }
+        let payload = MinihostStore.decodePayload(try fixture.store.upload(id: upload.id)?.appPayload)
+        #expect(payload.count == 32)
+        #expect(payload["k31"] as? Int == 31)
+    }
+
+    @Test func replacementPurgesTheOldUploadInTheSameTransaction() throws {
+        let fixture = try TemporaryStore()
+        let old = try fixture.upload(Array("old".utf8))
+        let new = try fixture.upload(Array("new".utf8))
+        let updated = try fixture.store.applyAppDataChange(
+            AppDataChange(payloadPatch: ["v": 2], replacesUploadId: old.id), uploadId: new.id, owner: new.owner)
+        #expect(MinihostStore.decodePayload(updated.appPayload)["v"] as? Int == 2)
+        #expect(try fixture.store.upload(id: old.id)?.state == .purged)
+        #expect(!FileManager.default.fileExists(atPath: fixture.store.blobs.path(for: old.sha256)))
+    }
+
+    @Test func aFailedReplacementChangesNothing() throws {
+        let fixture = try TemporaryStore()
+        let new = try fixture.upload(Array("new".utf8))
+        #expect(throws: StorageError.self) {
+            try fixture.store.applyAppDataChange(AppDataChange(payloadPatch: ["v": 1], replacesUploadId: "nope"),
+                                                 uploadId: new.id, owner: new.owner)
+        }
+        #expect(try fixture.store.upload(id: new.id)?.appPayload == nil)
+    }
+
+    @Test func publishedUploadsAreFoundOnlyWhilePublishedAndReady() throws {
+        let fixture = try TemporaryStore()
+        let upload = try fixture.upload(Array("pub".utf8))
+        #expect(try fixture.store.publishedUpload(id: upload.id) == nil)
+        _ = try fixture.store.setPublication(uploadId: upload.id, owner: upload.owner, status: .published)
+        #expect(try fixture.store.publishedUpload(id: upload.id)?.id == upload.id)
+        _ = try fixture.store.setPublication(uploadId: upload.id, owner: upload.owner, status: .unpublished)
+        #expect(try fixture.store.publishedUpload(id: upload.id) == nil)
+        _ = try fixture.store.setPublication(uploadId: upload.id, owner: upload.owner, status: .published)
+        try fixture.store.purge(uploadId: upload.id, owner: upload.owner)
+        #expect(try fixture.store.publishedUpload(id: upload.id) == nil)
+    }
+
+    @Test func purgeUnhandledTakesOnlyOldUnhandledUploads() throws {
+        let fixture = try TemporaryStore()
+        let stale = try fixture.upload(Array("a".utf8))
+        let handled = try fixture.upload(Array("b".utf8))
+        _ = try fixture.store.applyAppDataChange(AppDataChange(handledAt: .set(Date())), uploadId: handled.id, owner: handled.owner)
+        let counts = try fixture.store.purgeUnhandled(createdBefore: Date().addingTimeInterval(1))
+        #expect(counts.candidates == 1 && counts.purged == 1)
+        #expect(try fixture.store.upload(id: stale.id)?.state == .purged)
+        #expect(try fixture.store.upload(id: handled.id)?.state == .ready)
+        let none = try fixture.store.purgeUnhandled(createdBefore: Date().addingTimeInterval(-3600))
+        #expect(none.candidates == 0)
+    }
+}
