@@ -75,6 +75,7 @@ public final class FastCGIServer: @unchecked Sendable {
     @discardableResult
     public func stop() -> Bool {
         guard let socket else { return true }
+        state.stopping = true
         FCGX_ShutdownPending()
         socket.shutdownAccepting()
         let finished = state.waitUntilZero(timeout: configuration.shutdownGracePeriod)
@@ -94,7 +95,12 @@ public final class FastCGIServer: @unchecked Sendable {
             return
         }
         let writer = FastCGIResponseWriter(fileServing: configuration.fileServing, logger: logger)
-        while FCGX_Accept_r(&request) >= 0 {
+        while true {
+            let accepted = FCGX_Accept_r(&request)
+            if accepted < 0 {
+                if !state.stopping { logger.error("accept failed; worker thread ends", metadata: ["code": "\(accepted)"]) }
+                break
+            }
             let incoming = FastCGIRequestDecoder.decode(&request)
             let response = responder(incoming)
             writer.write(response, method: incoming.method, to: request.out)
@@ -109,6 +115,12 @@ final class WorkerCounter: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     private var condition = pthread_cond_t()
     private(set) var count = 0
+    /// Set before the socket is shut down, so accept failures after it are expected.
+    var stopping: Bool {
+        get { pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }; return isStopping }
+        set { pthread_mutex_lock(&mutex); isStopping = newValue; pthread_mutex_unlock(&mutex) }
+    }
+    private var isStopping = false
 
     init() {
         pthread_mutex_init(&mutex, nil)

@@ -109,6 +109,13 @@ final class ListeningSocket: Sendable {
             let fd = descriptor
             do { try systemCall("listen") { listen(fd, backlog) } } catch { Glibc.close(fd); throw error }
         }
+        // A passed descriptor that isn't a listening socket would make every
+        // accept fail at once and leave a server that answers nothing.
+        var listening: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(descriptor, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) == 0, listening == 1 else {
+            throw SystemError("\(address) is not a listening socket", code: ENOTSOCK)
+        }
     }
 
     /// Makes every `accept` on this socket fail at once, without closing the

@@ -1,0 +1,266 @@
+"""Running minihost: disk full, rate limits, graceful stop, gc/check, the
+serve modes (unix socket, TCP, systemd socket), and the shipped configs."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+import fastcgi_client
+from conftest import BIN, ROOT, free_port, run_cli, sha256
+
+
+def test_disk_full_is_507_and_damages_nothing(make_server, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    data = tmp_path / "small"
+    data.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(data)]).returncode != 0:
+        pytest.skip("cannot mount tmpfs here")
+    try:
+        server = make_server(data=data / "var")
+        credential = server.client()
+        kept = os.urandom(200_000)
+        kept_id = server.upload(credential, kept).json()["uploadId"]
+        r = server.upload(credential, os.urandom(8 * 1024 * 1024))
+        assert r.status_code == 507, r.text
+        assert r.json()["error"]
+        assert server.temp_files() == []
+        assert server.db("SELECT COUNT(*) FROM minihost_uploads") == [(1,)]
+        d = requests.get(server.url(f"/api/minihost/download?id={kept_id}"), headers=server.auth(credential))
+        assert sha256(d.content) == sha256(kept)
+        assert run_cli("check", data=server.data, check=False).returncode == 0
+        # Once there is room again, uploads work.
+        assert server.upload(credential, os.urandom(100_000)).status_code == 200
+        server.stop()
+    finally:
+        subprocess.run(["umount", "-l", str(data)])
+
+
+def test_rate_limits_answer_429_in_json(make_server):
+    server = make_server({"MINIHOST_RATE_LIMIT": "on"})
+    statuses = []
+    for _ in range(20):
+        r = requests.post(server.url("/api/minihost/admin-login"), json={"username": "x", "password": "y"})
+        statuses.append(r.status_code)
+        if r.status_code == 429:
+            assert r.json()["error"] == "Too many requests"
+    assert 401 in statuses and 429 in statuses
+
+
+def test_sigterm_finishes_requests_in_flight_then_exits_0(server):
+    credential = server.client()
+    data = os.urandom(1_500_000)
+    result = {}
+
+    def slow_body():
+        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow\"\r\n\r\n"
+        for i in range(0, len(data), 100_000):
+            yield data[i:i + 100_000]
+            time.sleep(0.1)
+        yield b"\r\n--b--\r\n"
+
+    def upload():
+        result["r"] = requests.post(server.url("/api/minihost/upload"), data=slow_body(), timeout=60,
+                                    headers={**server.auth(credential), "Content-Type": "multipart/form-data; boundary=b"})
+
+    thread = threading.Thread(target=upload)
+    thread.start()
+    time.sleep(0.5)
+    os.kill(server.process.pid, signal.SIGTERM)
+    thread.join(30)
+    assert result["r"].status_code == 200 and result["r"].json()["sha256"] == sha256(data)
+    assert server.process.wait(timeout=30) == 0
+    assert not (server.data / "run" / "workers.sock").exists()
+
+
+def test_gc_and_check_from_the_cli(server):
+    credential = server.client()
+    ids = [server.upload(credential, os.urandom(3000)).json()["uploadId"] for _ in range(3)]
+    assert run_cli("check", data=server.data).returncode == 0
+    orphan = server.data / "blobs" / "ab" / "cd"
+    orphan.mkdir(parents=True, exist_ok=True)
+    junk = b"orphan"
+    (orphan / sha256(junk)).write_bytes(junk) if sha256(junk).startswith("abcd") else None
+    stale = server.data / "tmp" / "upload-stale.part"
+    stale.write_bytes(b"x")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    out = run_cli("gc", data=server.data).stdout
+    assert "removed 1 temporary file(s)" in out and not stale.exists()
+    # Damage one blob: check reports it and exits 1.
+    blob = server.db("SELECT blob FROM minihost_uploads WHERE id = ?", ids[0])[0][0]
+    path = server.data / "blobs" / blob[:2] / blob[2:4] / blob
+    path.write_bytes(b"damaged")
+    result = run_cli("check", data=server.data, check=False)
+    assert result.returncode == 1 and "hash mismatch" in result.stdout and ids[0] in result.stdout
+
+
+def test_gc_removes_unreferenced_blobs(server):
+    credential = server.client()
+    upload_id = server.upload(credential, b"to be orphaned").json()["uploadId"]
+    blob = server.db("SELECT blob FROM minihost_uploads WHERE id = ?", upload_id)[0][0]
+    # Simulate a crash between placing a blob and committing its row.
+    server.db("DELETE FROM minihost_uploads WHERE id = ?", upload_id)
+    out = run_cli("gc", data=server.data).stdout
+    assert "1 unreferenced blob(s)" in out
+    assert not (server.data / "blobs" / blob[:2] / blob[2:4] / blob).exists()
+
+
+def start_serve(tmp_path, *args, pass_fd=None, env=None):
+    data = tmp_path / "serve-data"
+    log = open(tmp_path / "serve.log", "w+")
+    command = [str(BIN), "serve", "--data", str(data), "--workers", "4", *args]
+    kwargs = {}
+    if pass_fd is not None:
+        # As systemd does: the socket is fd 3. The shell moves it there and
+        # execs, so the pid stays the same (Popen's close_fds would undo a dup2
+        # made in preexec_fn).
+        kwargs["pass_fds"] = (pass_fd,)
+        command = ["bash", "-c", f'exec 3<&{pass_fd} {pass_fd}<&-; exec "$@"', "bash", *command]
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                               start_new_session=True, **kwargs)
+    return process, data, log
+
+
+def stop_serve(process):
+    os.kill(process.pid, signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
+
+
+def connect_retry(address, family=socket.AF_INET):
+    deadline = time.time() + 10
+    while True:
+        try:
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.connect(address)
+            return s
+        except OSError:
+            s.close()
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_serve_on_tcp_without_accel_streams_files_itself(tmp_path):
+    port = free_port()
+    process, data, log = start_serve(tmp_path, "--listen", f"127.0.0.1:{port}", "--no-accel")
+    try:
+        with connect_retry(("127.0.0.1", port)) as s:
+            status, headers, body = fastcgi_client.request(s, "GET", "/api/health")
+        assert status == 200 and b'"ok"' in body
+        credential = run_cli("client", "create", "app", data=data).stdout.strip().splitlines()[-1]
+        payload = os.urandom(300_000)
+        multipart = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.bin\"\r\n\r\n" + payload
+                     + b"\r\n--b--\r\n")
+        with connect_retry(("127.0.0.1", port)) as s:
+            status, headers, body = fastcgi_client.request(
+                s, "POST", "/api/minihost/upload", body=multipart,
+                headers={"Authorization": f"Bearer {credential}", "Content-Type": "multipart/form-data; boundary=b"})
+        assert status == 200, body
+        import json
+        upload_id = json.loads(body)["uploadId"]
+        with connect_retry(("127.0.0.1", port)) as s:
+            status, headers, body = fastcgi_client.request(s, "GET", f"/api/minihost/download?id={upload_id}",
+                                                           headers={"Authorization": f"Bearer {credential}"})
+        assert status == 200 and "x-accel-redirect" not in headers
+        assert int(headers["content-length"]) == len(payload) and sha256(body) == sha256(payload)
+    finally:
+        stop_serve(process)
+
+
+def test_serve_on_a_unix_socket_answers_with_accel_redirect(tmp_path):
+    path = str(tmp_path / "w.sock")
+    process, data, log = start_serve(tmp_path, "--socket", path, "--socket-mode", "600")
+    try:
+        with connect_retry(path, socket.AF_UNIX) as s:
+            status, _, body = fastcgi_client.request(s, "GET", "/api/health")
+        assert status == 200
+        assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+        credential = run_cli("client", "create", "app", data=data).stdout.strip().splitlines()[-1]
+        multipart = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\n\r\nabc\r\n--b--\r\n"
+        with connect_retry(path, socket.AF_UNIX) as s:
+            _, _, body = fastcgi_client.request(s, "POST", "/api/minihost/upload", body=multipart, headers={
+                "Authorization": f"Bearer {credential}", "Content-Type": "multipart/form-data; boundary=b"})
+        import json
+        upload_id = json.loads(body)["uploadId"]
+        with connect_retry(path, socket.AF_UNIX) as s:
+            status, headers, body = fastcgi_client.request(s, "GET", f"/api/minihost/download?id={upload_id}",
+                                                           headers={"Authorization": f"Bearer {credential}"})
+        digest = sha256(b"abc")
+        assert status == 200 and body == b""
+        assert headers["x-accel-redirect"] == f"/_blobs/{digest[:2]}/{digest[2:4]}/{digest}"
+    finally:
+        stop_serve(process)
+    assert not os.path.exists(path)
+
+
+def test_serve_takes_the_socket_systemd_passes(tmp_path):
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    path = str(tmp_path / "activated.sock")
+    listener.bind(path)
+    listener.listen(16)
+    process, _, _ = start_serve(tmp_path, pass_fd=listener.fileno(), env={"LISTEN_FDS": "1"})
+    listener.close()
+    try:
+        with connect_retry(path, socket.AF_UNIX) as s:
+            status, _, body = fastcgi_client.request(s, "GET", "/api/health")
+        assert status == 200 and b'"ok"' in body
+    finally:
+        stop_serve(process)
+
+
+def test_shipped_nginx_config_is_the_rendered_template(tmp_path):
+    rendered = subprocess.run([str(BIN), "nginx-config"], capture_output=True, text=True, check=True).stdout
+    assert rendered == (ROOT / "deploy" / "nginx" / "minihost.conf").read_text(), \
+        "deploy/nginx/minihost.conf is stale: run `make nginx-config`"
+    assert "limit_req_status 429" in rendered and "return 301 https://" in rendered and "internal;" in rendered
+
+
+def test_production_nginx_config_passes_nginx_t(tmp_path):
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    site = subprocess.run([str(BIN), "nginx-config", "--ssl-certificate", str(cert), "--ssl-certificate-key", str(key),
+                           "--http-listen", f"127.0.0.1:{free_port()}", "--https-listen", f"127.0.0.1:{free_port()}",
+                           "--socket", str(tmp_path / "w.sock"), "--blob-root", str(tmp_path / "blobs")],
+                          capture_output=True, text=True, check=True).stdout
+    (tmp_path / "site.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(f"""
+pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;
+events {{}}
+http {{
+  client_body_temp_path {tmp_path}/cb; fastcgi_temp_path {tmp_path}/fc; proxy_temp_path {tmp_path}/pr;
+  uwsgi_temp_path {tmp_path}/uw; scgi_temp_path {tmp_path}/sc; access_log off;
+  include {tmp_path}/site.conf;
+}}
+""")
+    result = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e",
+                             str(tmp_path / "error.log")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_systemd_units_verify(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        pytest.skip("systemd-analyze not installed")
+    units = ROOT / "deploy" / "systemd"
+    for unit in units.iterdir():
+        # Point ExecStart at the built binary so verify can check it exists.
+        (tmp_path / unit.name).write_text(unit.read_text().replace("/usr/local/bin/minihost", str(BIN)))
+    result = subprocess.run([analyze, "verify", *[str(p) for p in sorted(tmp_path.iterdir())]],
+                            capture_output=True, text=True)
+    problems = [line for line in (result.stdout + result.stderr).splitlines()
+                if line.strip() and "Failed to" not in line and "ignoring" not in line.lower()]
+    assert result.returncode == 0 and not problems, result.stdout + result.stderr
+    service = (units / "minihost.service").read_text()
+    for setting in ["NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=/var/lib/minihost", "PrivateTmp=yes",
+                    "User=minihost"]:
+        assert setting in service
