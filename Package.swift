@@ -14,7 +14,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
-        // C lives only in these two system-library targets, each behind a shim.h.
+        // C lives only in the C* targets, each behind a shim.h.
         .systemLibrary(
             name: "CFastCGI",
             providers: [.apt(["libfcgi-dev"])]
@@ -24,6 +24,8 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        // Linux calls that need _GNU_SOURCE, which Swift's Glibc module lacks.
+        .target(name: "CLinuxShims"),
         .target(name: "OpenSSLCrypto", dependencies: ["COpenSSL"]),
         .target(name: "HTTPCore"),
         .target(
@@ -36,7 +38,7 @@ let package = Package(
         .target(
             name: "Store",
             dependencies: [
-                "OpenSSLCrypto",
+                "OpenSSLCrypto", "CLinuxShims",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,4 +1,5 @@
 import CFastCGI
+import Glibc
 import HTTPCore
 
 /// Turns libfcgi's parameter array into a ``Request``. Every string is copied
@@ -9,12 +10,17 @@ enum FastCGIRequestDecoder {
         var headers = HTTPHeaders()
         if var pointer = request.envp {
             while let entry = pointer.pointee {
-                let text = String(cString: entry)
-                if let equals = text.firstIndex(of: "=") {
-                    let name = String(text[..<equals])
-                    let value = String(text[text.index(after: equals)...])
-                    params[name] = value
-                    if let header = headerName(forParam: name) { headers.add(header, value) }
+                let length = strlen(entry)
+                entry.withMemoryRebound(to: UInt8.self, capacity: length) { bytes in
+                    let buffer = UnsafeBufferPointer(start: bytes, count: length)
+                    guard let equals = buffer.firstIndex(of: UInt8(ascii: "=")) else { return }
+                    let nameBytes = UnsafeBufferPointer(rebasing: buffer[..<equals])
+                    let value = String(decoding: UnsafeBufferPointer(rebasing: buffer[(equals + 1)...]), as: UTF8.self)
+                    if let header = headerName(forParam: nameBytes) {
+                        headers.add(header, value)
+                    } else {
+                        params[String(decoding: nameBytes, as: UTF8.self)] = value
+                    }
                 }
                 pointer += 1
             }
@@ -29,21 +35,23 @@ enum FastCGIRequestDecoder {
                        remoteAddress: params["REMOTE_ADDR"] ?? "", scheme: scheme, body: body)
     }
 
-    /// `HTTP_X_API_KEY` → `x-api-key`; CGI's two unprefixed headers are mapped too.
-    static func headerName(forParam name: String) -> String? {
-        switch name {
-        case "CONTENT_TYPE": return "content-type"
-        case "CONTENT_LENGTH": return "content-length"
-        default:
-            guard name.hasPrefix("HTTP_") else { return nil }
-            return String(name.dropFirst(5)).lowercased().replacingUnderscores()
+    /// `HTTP_X_API_KEY` → `x-api-key`; CGI's two unprefixed headers are mapped
+    /// too. Works on the bytes: this runs for every parameter of every request.
+    static func headerName(forParam name: UnsafeBufferPointer<UInt8>) -> String? {
+        let prefix = Array("HTTP_".utf8)
+        if name.elementsEqual("CONTENT_TYPE".utf8) { return "content-type" }
+        if name.elementsEqual("CONTENT_LENGTH".utf8) { return "content-length" }
+        guard name.count > prefix.count, name.starts(with: prefix) else { return nil }
+        return String(unsafeUninitializedCapacity: name.count - prefix.count) { output in
+            for (index, byte) in name.dropFirst(prefix.count).enumerated() {
+                switch byte {
+                case UInt8(ascii: "_"): output[index] = UInt8(ascii: "-")
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"): output[index] = byte + 32
+                default: output[index] = byte
+                }
+            }
+            return name.count - prefix.count
         }
-    }
-}
-
-private extension String {
-    func replacingUnderscores() -> String {
-        String(unicodeScalars.map { $0 == "_" ? "-" : Character($0) })
     }
 }
 

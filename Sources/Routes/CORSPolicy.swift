@@ -47,6 +47,9 @@ public struct CORSPolicy: Sendable {
 extension StringProtocol {
     func trimmingWhitespace() -> String {
         let scalars = unicodeScalars
+        // Most values have nothing to trim: don't rebuild them.
+        if let first = scalars.first, let last = scalars.last,
+           !first.properties.isWhitespace, !last.properties.isWhitespace { return String(self) }
         guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
               let last = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return "" }
         return String(String.UnicodeScalarView(scalars[first...last]))

@@ -1,3 +1,4 @@
+import CLinuxShims
 import Glibc
 import OpenSSLCrypto
 
@@ -104,6 +105,9 @@ public struct BlobStore: Sendable {
 public final class BlobWriter {
     public let temporaryPath: String
     public private(set) var size: Int64 = 0
+    /// Bytes handed to the disk so far (see `write`).
+    private var writebackStarted: Int64 = 0
+    private static let writebackStep: Int64 = 8 << 20
     private var descriptor: Int32
     private let hasher: SHA256Hasher
     private var done = false
@@ -131,6 +135,12 @@ public final class BlobWriter {
             offset += written
         }
         size += Int64(bytes.count)
+        // Start writing to disk while the rest arrives, so the fsync in
+        // `finish` waits for the last few megabytes, not the whole file.
+        if size - writebackStarted >= Self.writebackStep {
+            _ = minihost_start_writeback(descriptor, off_t(writebackStarted), off_t(size - writebackStarted))
+            writebackStarted = size
+        }
     }
 
     /// Flushes the bytes to disk and returns their address. After this the

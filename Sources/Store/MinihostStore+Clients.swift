@@ -29,7 +29,7 @@ extension MinihostStore {
     }
 
     public func listClients() throws -> [APIClient] {
-        try database.read { try APIClient.order(Column("client_key")).fetchAll($0) }
+        try read { try APIClient.order(Column("client_key")).fetchAll($0) }
     }
 
     /// Deactivates a client; its uploads stay. Returns false for an unknown key.
@@ -47,7 +47,10 @@ extension MinihostStore {
     /// clients and wrong secrets take the same path and the same time.
     public func authenticateClient(key: String, secret: String) throws -> APIClient? {
         let presented = try SHA256Hasher.hexDigest(of: Array(secret.utf8))
-        let client = try database.read { try APIClient.fetchOne($0, key: key) }
+        let client = try readSingleStatement {
+            try APIClient.fetchOne($0.cachedStatement(sql: "SELECT * FROM minihost_api_clients WHERE client_key = ?"),
+                                   arguments: [key])
+        }
         let expected = client?.secretHash ?? Self.decoyHash
         let matches = constantTimeEquals(Array(presented.utf8), Array(expected.utf8))
         guard let client, matches, client.active else { return nil }

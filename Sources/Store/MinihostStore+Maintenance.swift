@@ -50,7 +50,7 @@ extension MinihostStore {
     /// Re-hashes every blob on disk and checks every ready upload's blob
     /// exists with the recorded size. `progress` is told each blob checked.
     public func checkIntegrity(progress: (String) -> Void = { _ in }) throws -> [IntegrityProblem] {
-        let uploads = try database.read { db in
+        let uploads = try read { db in
             try Upload.filter(Column("blob") != nil).fetchAll(db)
         }
         var uploadsByBlob: [String: [Upload]] = [:]

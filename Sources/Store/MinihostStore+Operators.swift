@@ -18,7 +18,7 @@ extension MinihostStore {
     }
 
     public func operatorRecord(username: String) throws -> Operator? {
-        try database.read { try Operator.fetchOne($0, key: username) }
+        try read { try Operator.fetchOne($0, key: username) }
     }
 
     /// Starts a session and returns its token (stored only hashed).
@@ -36,7 +36,7 @@ extension MinihostStore {
     /// The operator a live session token belongs to, or nil.
     public func operatorForSession(token: String, now: Date = Date()) throws -> String? {
         let hash = try SHA256Hasher.hexDigest(of: Array(token.utf8))
-        return try database.read { db in
+        return try read { db in
             guard let session = try OperatorSession.fetchOne(db, key: hash),
                   session.revokedAt == nil, session.expiresAt > now else { return nil }
             return session.username
@@ -60,6 +60,6 @@ extension MinihostStore {
     }
 
     public func auditEvents(limit: Int = 100) throws -> [AuditEvent] {
-        try database.read { try AuditEvent.order(Column("id").desc).limit(limit).fetchAll($0) }
+        try read { try AuditEvent.order(Column("id").desc).limit(limit).fetchAll($0) }
     }
 }

@@ -19,6 +19,26 @@ public struct APIClient: Codable, FetchableRecord, PersistableRecord, Sendable, 
         case createdAt = "created_at", revokedAt = "revoked_at"
     }
 
+    /// Decoded by hand: this record is read on every authenticated request,
+    /// and Codable decoding showed up in profiles of downloads.
+    public init(row: Row) throws {
+        clientKey = row["client_key"]
+        secretHash = row["secret_hash"]
+        scopes = row["scopes"]
+        active = row["active"]
+        createdAt = row["created_at"]
+        revokedAt = row["revoked_at"]
+    }
+
+    public init(clientKey: String, secretHash: String, scopes: String, active: Bool, createdAt: Date, revokedAt: Date?) {
+        self.clientKey = clientKey
+        self.secretHash = secretHash
+        self.scopes = scopes
+        self.active = active
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+    }
+
     public var scopeList: [String] { scopes.split(separator: ",").map(String.init) }
 
     public func has(scope: String) -> Bool { scopeList.contains(scope) }
@@ -79,6 +99,57 @@ public struct Upload: Codable, FetchableRecord, PersistableRecord, Sendable, Equ
     }
 
     public var owner: Owner { Owner(kind: ownerKind, id: ownerId) }
+
+    /// Decoded by hand: read on every download and cache hit (see ``APIClient/init(row:)``).
+    public init(row: Row) throws {
+        id = row["id"]
+        ownerKind = row["owner_kind"]
+        ownerId = row["owner_id"]
+        fileName = row["file_name"]
+        contentType = row["content_type"]
+        size = row["size"]
+        sha256 = row["sha256"]
+        blob = row["blob"]
+        guard let parsed = State(rawValue: row["state"]) else {
+            throw StorageError(.invalid, "upload \(String(describing: row["id"] as String?)) has an unknown state")
+        }
+        state = parsed
+        createdAt = row["created_at"]
+        finishedAt = row["finished_at"]
+        purgedAt = row["purged_at"]
+        appPayload = row["app_payload"]
+        appHandledAt = row["app_handled_at"]
+        expiresAt = row["expires_at"]
+        maxDownloads = row["max_downloads"]
+        downloadCount = row["download_count"]
+        passwordHash = row["password_hash"]
+        publicId = row["public_id"]
+    }
+
+    public init(id: String, ownerKind: String, ownerId: String, fileName: String, contentType: String, size: Int64,
+                sha256: String, blob: String?, state: State, createdAt: Date, finishedAt: Date?, purgedAt: Date?,
+                appPayload: String?, appHandledAt: Date?, expiresAt: Date?, maxDownloads: Int?, downloadCount: Int,
+                passwordHash: String?, publicId: String?) {
+        self.id = id
+        self.ownerKind = ownerKind
+        self.ownerId = ownerId
+        self.fileName = fileName
+        self.contentType = contentType
+        self.size = size
+        self.sha256 = sha256
+        self.blob = blob
+        self.state = state
+        self.createdAt = createdAt
+        self.finishedAt = finishedAt
+        self.purgedAt = purgedAt
+        self.appPayload = appPayload
+        self.appHandledAt = appHandledAt
+        self.expiresAt = expiresAt
+        self.maxDownloads = maxDownloads
+        self.downloadCount = downloadCount
+        self.passwordHash = passwordHash
+        self.publicId = publicId
+    }
 }
 
 /// Whether an upload is reachable at its public cache URL.
