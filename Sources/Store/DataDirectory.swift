@@ -16,7 +16,7 @@ public struct DataDirectory: Sendable {
         if !path.hasPrefix("/") {
             var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
             if getcwd(&buffer, buffer.count) != nil {
-                let cwd = String(cString: buffer)
+                let cwd = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
                 path = path == "." ? cwd : cwd + "/" + (path.hasPrefix("./") ? String(path.dropFirst(2)) : path)
             }
         }

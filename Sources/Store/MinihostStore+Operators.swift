@@ -55,7 +55,6 @@ extension MinihostStore {
 
     /// Appends to the audit log.
     public func record(_ event: AuditEvent) throws {
-        var event = event
         try database.write { try event.insert($0) }
     }
 

@@ -14,10 +14,10 @@ import Testing
         let completed = try orphan.finish()
         try fixture.store.writeImmediately { _ in try fixture.store.blobs.place(completed) }
         let stale = fixture.root + "/tmp/upload-stale.part"
-        FileManager.default.createFile(atPath: stale, contents: Data("x".utf8))
+        _ = FileManager.default.createFile(atPath: stale, contents: Data("x".utf8))
         try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-7200)], ofItemAtPath: stale)
         let fresh = fixture.root + "/tmp/upload-fresh.part"
-        FileManager.default.createFile(atPath: fresh, contents: Data("y".utf8))
+        _ = FileManager.default.createFile(atPath: fresh, contents: Data("y".utf8))
 
         let report = try fixture.store.collectGarbage()
         #expect(report.blobsRemoved == 1)

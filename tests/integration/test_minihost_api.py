@@ -14,6 +14,17 @@ from conftest import run_cli, sha256
 def test_health_touches_no_database(server):
     body = requests.get(server.url("/api/health")).json()
     assert body["status"] == "ok" and body["version"] and body["timestamp"].endswith("Z")
+    # A fresh data folder: `up` says how to create the first client.
+    assert "client create" in server.output()
+
+
+def test_head_on_a_public_cache_url_sends_headers_only(server):
+    credential = server.client()
+    upload_id = server.upload(credential, b"x" * 4096).json()["uploadId"]
+    requests.post(server.url("/api/minihost/publishing_upload"), headers=server.auth(credential),
+                  json={"upload_id": upload_id}).raise_for_status()
+    head = requests.head(server.url(f"/minihost/cache/{upload_id}"))
+    assert head.status_code == 200 and head.headers["Content-Length"] == "4096" and head.content == b""
 
 
 def test_upload_download_roundtrip_verified_by_sha256(server):
