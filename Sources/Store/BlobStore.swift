@@ -1,4 +1,3 @@
-import CLinuxShims
 import Glibc
 import OpenSSLCrypto
 
@@ -102,15 +101,17 @@ public struct BlobStore: Sendable {
 /// Bytes on their way into the blob store: written to a temporary file and
 /// hashed as they arrive. Call ``finish()`` to get a ``CompletedBlob``; a writer
 /// dropped without finishing deletes its file.
+///
+/// The first megabyte is hashed and written inline; past that a
+/// ``BackgroundWriter`` takes over so receiving and writing overlap.
 public final class BlobWriter {
     public let temporaryPath: String
     public private(set) var size: Int64 = 0
-    /// Bytes handed to the disk so far (see `write`).
-    private var writebackStarted: Int64 = 0
-    private static let writebackStep: Int64 = 8 << 20
     private var descriptor: Int32
     private let hasher: SHA256Hasher
     private var done = false
+    private var buffer: [UInt8] = []
+    private var background: BackgroundWriter?
 
     init(temporaryDirectory: String) throws {
         temporaryPath = temporaryDirectory + "/upload-" + (try SecureRandom.hex(byteCount: 16)) + ".part"
@@ -124,28 +125,37 @@ public final class BlobWriter {
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        try hasher.update(bytes)
-        var offset = 0
-        while offset < bytes.count {
-            let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw StorageError.fromErrno("write temporary file")
-            }
-            offset += written
+        var rest = bytes
+        while !rest.isEmpty {
+            let room = BackgroundWriter.bufferSize - buffer.count
+            let take = min(room, rest.count)
+            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: rest[0..<take]))
+            rest = UnsafeRawBufferPointer(rebasing: rest[take...])
+            if buffer.count == BackgroundWriter.bufferSize { try flushBuffer() }
         }
         size += Int64(bytes.count)
-        // Start writing to disk while the rest arrives, so the fsync in
-        // `finish` waits for the last few megabytes, not the whole file.
-        if size - writebackStarted >= Self.writebackStep {
-            _ = minihost_start_writeback(descriptor, off_t(writebackStarted), off_t(size - writebackStarted))
-            writebackStarted = size
-        }
+    }
+
+    private func flushBuffer() throws {
+        if background == nil { background = BackgroundWriter(descriptor: descriptor, hasher: hasher) }
+        try background!.submit(buffer)
+        buffer = try background!.takeBuffer()
     }
 
     /// Flushes the bytes to disk and returns their address. After this the
     /// file belongs to the ``CompletedBlob``.
     public func finish() throws -> CompletedBlob {
+        if let background {
+            if !buffer.isEmpty { try background.submit(buffer) }
+            buffer = []
+            try background.drain()
+            self.background = nil
+        } else if !buffer.isEmpty {
+            try buffer.withUnsafeBytes { bytes in
+                try hasher.update(bytes)
+                try Self.writeAll(descriptor, bytes)
+            }
+        }
         if fsync(descriptor) != 0 { throw StorageError.fromErrno("fsync temporary file") }
         if close(descriptor) != 0 { descriptor = -1; throw StorageError.fromErrno("close temporary file") }
         descriptor = -1
@@ -157,8 +167,22 @@ public final class BlobWriter {
     /// Deletes the temporary file; nothing of this upload remains.
     public func abandon() {
         done = true
+        background?.cancel()
+        background = nil
         if descriptor >= 0 { close(descriptor); descriptor = -1 }
         unlink(temporaryPath)
+    }
+
+    static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw StorageError.fromErrno("write temporary file")
+            }
+            offset += written
+        }
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import OpenSSLCrypto
 import Testing
 @testable import Store
 
@@ -100,5 +101,44 @@ import Testing
         #expect(try fixture.store.upload(id: handled.id)?.state == .ready)
         let none = try fixture.store.purgeUnhandled(createdBefore: Date().addingTimeInterval(-3600))
         #expect(none.candidates == 0)
+    }
+}
+
+@Suite struct BlobWriterTests {
+    @Test func largeBlobsWrittenInOddPiecesKeepTheirBytesAndHash() throws {
+        let fixture = try TemporaryStore()
+        var bytes = [UInt8](repeating: 0, count: 5 * 1024 * 1024 + 12345)
+        for index in bytes.indices { bytes[index] = UInt8(truncatingIfNeeded: index &* 2654435761 >> 7) }
+        let writer = try fixture.store.blobs.makeWriter()
+        var offset = 0
+        for size in [1, 999, 1 << 20, 3, 700_001, 2 << 20].cycled(until: bytes.count) {
+            let end = min(bytes.count, offset + size)
+            try bytes.withUnsafeBytes { try writer.write(UnsafeRawBufferPointer(rebasing: $0[offset..<end])) }
+            offset = end
+            if offset == bytes.count { break }
+        }
+        let blob = try writer.finish()
+        #expect(blob.size == Int64(bytes.count))
+        #expect(blob.sha256 == (try SHA256Hasher.hexDigest(of: bytes)))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: blob.temporaryPath)) == Data(bytes))
+    }
+
+    @Test func abandoningWhileTheHelperWritesLeavesNothing() throws {
+        let fixture = try TemporaryStore()
+        let writer = try fixture.store.blobs.makeWriter()
+        let chunk = [UInt8](repeating: 7, count: 3 * 1024 * 1024)
+        try chunk.withUnsafeBytes { try writer.write($0) }
+        writer.abandon()
+        #expect(fixture.temporaryFiles().isEmpty)
+    }
+}
+
+private extension Array where Element == Int {
+    /// The sizes repeated until they add up to at least `total`.
+    func cycled(until total: Int) -> [Int] {
+        var out: [Int] = []
+        var sum = 0
+        while sum < total { for size in self { out.append(size); sum += size } }
+        return out
     }
 }
