@@ -162,7 +162,7 @@ def main():
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
     parser.add_argument("--workers", type=int, default=128)
     parser.add_argument("--slow", type=int, default=100)
-    parser.add_argument("--pairs", type=int, default=5, help="interleaved dd / PUT / upload runs")
+    parser.add_argument("--pairs", type=int, default=6, help="interleaved dd / PUT / upload runs")
     args = parser.parse_args()
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -172,7 +172,6 @@ def main():
     with open(big, "wb") as f:
         for _ in range(args.size_mb):
             f.write(os.urandom(1 << 20))
-    big_sha = hashlib.sha256(big.read_bytes()).hexdigest()
     server = Minihost(work / "data", args.workers)
     reference = ReferenceNginx(work / "ref")
     try:
@@ -190,19 +189,37 @@ def main():
 
         sampler = threading.Thread(target=sample)
         sampler.start()
-        pairs = []
-        for _ in range(args.pairs):
-            os.sync()
-            dd = timed(["dd", f"if={big}", f"of={dd_target}", "bs=1M", "conv=fsync"], capture_output=True)
+        def run_dd():
+            seconds = timed(["dd", f"if={big}", f"of={dd_target}", "bs=1M", "conv=fsync"], capture_output=True)
             dd_target.unlink()
-            os.sync()
-            put = timed(["curl", "-sS", "-f", "-T", str(big), reference.base + "/dav/big.bin"])
+            return seconds
+
+        def run_put():
+            return timed(["curl", "-sS", "-f", "-T", str(big), reference.base + "/dav/big.bin"])
+
+        def run_upload():
+            # New content each time (first 8 bytes differ), as a real upload is:
+            # re-sending identical bytes would measure the dedup path instead.
+            with open(big, "r+b") as f:
+                f.write(os.urandom(8))
+            expected = hashlib.sha256(big.read_bytes()).hexdigest()
             os.sync()
             start = time.perf_counter()
             body = server.upload(big)
-            upload = time.perf_counter() - start
-            assert body["sha256"] == big_sha, "uploaded bytes differ"
-            pairs.append((dd, put, upload))
+            assert body["sha256"] == expected, "uploaded bytes differ"
+            return time.perf_counter() - start
+
+        # Each step writes 500 MB to the same disk, which slows what follows
+        # it: rotate the order so no step always comes last.
+        steps = [("dd", run_dd), ("put", run_put), ("upload", run_upload)]
+        pairs = []
+        for index in range(args.pairs):
+            measured = {}
+            for name, run in steps[index % 3:] + steps[:index % 3]:
+                os.sync()
+                time.sleep(2)
+                measured[name] = run()
+            pairs.append((measured["dd"], measured["put"], measured["upload"]))
         sampling.set()
         sampler.join()
         median = lambda values: sorted(values)[len(values) // 2]

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import OpenSSLCrypto
 
@@ -29,22 +30,19 @@ public struct BlobStore: Sendable {
         try BlobWriter(temporaryDirectory: directory.temporaryPath)
     }
 
-    /// Moves a finished temporary file to its content address. When the blob
-    /// already exists the copy is dropped and the existing blob's time is
-    /// refreshed, so a sweep never mistakes it for garbage.
-    func place(_ file: CompletedBlob) throws {
+    /// Moves a finished temporary file to its content address. Returns false
+    /// when the blob already existed: the caller then drops the copy, after
+    /// releasing the write lock (freeing a large file takes a while).
+    func place(_ file: CompletedBlob) throws -> Bool {
         let target = path(for: file.sha256)
-        if FileSystem.exists(target) {
-            FileSystem.remove(file.temporaryPath)
-            utimensat(AT_FDCWD, target, nil, 0)
-            return
-        }
+        if FileSystem.exists(target) { return false }
         let outer = directory.blobsPath + "/" + String(file.sha256.prefix(2))
         let inner = outer + "/" + String(file.sha256.dropFirst(2).prefix(2))
         try FileSystem.makeDirectory(outer, mode: 0o755)
         try FileSystem.makeDirectory(inner, mode: 0o755)
         guard rename(file.temporaryPath, target) == 0 else { throw StorageError.fromErrno("rename blob") }
         try FileSystem.syncDirectory(inner)
+        return true
     }
 
     func remove(_ sha256: String) {
@@ -193,8 +191,17 @@ public struct CompletedBlob: Sendable {
     public let sha256: String
     public let size: Int64
 
-    /// Deletes the file if it was never placed (the transaction failed).
+    /// Deletes the file if it was never placed (the transaction failed, or
+    /// the blob existed already).
     public func discard() {
         FileSystem.remove(temporaryPath)
+    }
+
+    /// Deletes the file on a background thread: unlinking hundreds of
+    /// megabytes takes a noticeable time the request shouldn't wait for. A
+    /// crash before it runs leaves a temporary file the sweep removes.
+    func discardInBackground() {
+        let path = temporaryPath
+        Thread.detachNewThread { FileSystem.remove(path) }
     }
 }

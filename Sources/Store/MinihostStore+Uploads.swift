@@ -33,15 +33,18 @@ extension MinihostStore {
             blob: file.sha256, state: .ready, createdAt: now, finishedAt: now, purgedAt: nil,
             appPayload: nil, appHandledAt: nil, expiresAt: nil, maxDownloads: nil, downloadCount: 0,
             passwordHash: nil, publicId: nil)
+        let placed: Bool
         do {
-            try writeImmediately { db in
-                try blobs.place(file)
+            placed = try writeImmediately { db in
+                let placed = try blobs.place(file)
                 try upload.insert(db)
+                return placed
             }
         } catch {
             file.discard()
             throw error
         }
+        if !placed { file.discardInBackground() }
         return upload
     }
 

@@ -12,7 +12,7 @@ import Testing
         let orphan = try fixture.store.blobs.makeWriter()
         try Array("orphan".utf8).withUnsafeBytes { try orphan.write($0) }
         let completed = try orphan.finish()
-        try fixture.store.writeImmediately { _ in try fixture.store.blobs.place(completed) }
+        _ = try fixture.store.writeImmediately { _ in try fixture.store.blobs.place(completed) }
         let stale = fixture.root + "/tmp/upload-stale.part"
         _ = FileManager.default.createFile(atPath: stale, contents: Data("x".utf8))
         try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-7200)], ofItemAtPath: stale)

@@ -8,10 +8,17 @@ extension MinihostRoutes {
         let client = try authenticate(request, scope: "upload")
         return try audited(request, actor: client.clientKey, action: "upload", uploadId: nil) {
             let maxMB = configuration.maxUploadMB
+            let started = Date()
             let received = try FileUploadReceiver(store: store, maxBytes: configuration.maxUploadBytes)
                 .receive(request, tooLarge: HTTPErrorResponse(.payloadTooLarge, "File too large (max \(maxMB) MB)"))
+            let stored = Date()
             let upload = try store.commitUpload(received.blob, owner: .apiClient(client.clientKey),
                                                 fileName: received.fileName, contentType: received.contentType)
+            context.logger.debug("upload stored", metadata: [
+                "id": "\(upload.id)", "bytes": "\(upload.size)",
+                "receive_and_fsync_s": "\(stored.timeIntervalSince(started))",
+                "commit_s": "\(Date().timeIntervalSince(stored))",
+            ])
             return JSONResponse.make(uploadJSON(upload))
         }
     }
