@@ -43,7 +43,7 @@ struct Up: ParsableCommand {
         let runtime = try WorkerRuntime(data: data, address: .unixSocket(path: socketPath, mode: 0o666),
                                         workers: workers, secureCookies: false,
                                         fileServing: .accelRedirect(prefix: "/_blobs/"), logger: logger)
-        let maxMB = ServerConfigurationReader.maxUploadMB(environment)
+        let maxMB = ServerConfiguration.fromEnvironment(environment).0.maxUploadMB
         let templates = try NginxTemplates.locate()
         let site = NginxTemplates.Site(mode: "local, rendered by minihost up", tls: false, httpListen: "127.0.0.1:\(port)",
                                        serverName: "localhost", upstream: "unix:" + socketPath,
@@ -91,12 +91,5 @@ struct Up: ParsableCommand {
         nginxProcess.wait(timeout: 10)
         logger.info("stopped")
         if exitCode != 0 { throw ExitCode(exitCode) }
-    }
-}
-
-/// The upload limit nginx must enforce, read the same way the workers read it.
-enum ServerConfigurationReader {
-    static func maxUploadMB(_ environment: [String: String]) -> Int {
-        Routes.ServerConfiguration.fromEnvironment(environment).0.maxUploadMB
     }
 }
