@@ -20,6 +20,8 @@ enum ErrorMapping {
             return (.insufficientStorage, "Insufficient storage", HTTPHeaders())
         case let error as StorageError where error.code == .notFound:
             return (.notFound, "Upload not found", HTTPHeaders())
+        case let error as StorageError where error.code == .outOfScope:
+            return (.forbidden, "Folder is outside this password's scope", HTTPHeaders())
         case let error as StorageError where error.code == .invalid:
             return (.badRequest, error.detail, HTTPHeaders())
         case let error as RequestBodyError where error.code == .tooLarge:

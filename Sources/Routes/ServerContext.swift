@@ -33,6 +33,7 @@ public final class ServerContext: Sendable {
         var builder = RouterBuilder(cors: CORSPolicy(extraOrigins: configuration.extraCORSOrigins), logger: logger)
         HealthRoutes(context: self).register(in: &builder)
         MinihostRoutes(context: self).register(in: &builder)
+        PlainRoutes(context: self).register(in: &builder)
         return builder.build()
     }
 }

@@ -75,6 +75,46 @@ enum Migrations {
                 t.column("revoked_at", .datetime)
             }
         }
+        // Accounts for the plain dialect: users (scrypt primary password,
+        // quota), a folder tree per user, and revocable secondary passwords
+        // scoped to a subtree.
+        migrator.registerMigration("v2-accounts") { db in
+            try db.create(table: "minihost_users") { t in
+                t.primaryKey("username", .text)
+                t.column("password_hash", .text).notNull()
+                t.column("quota_bytes", .integer)  // NULL: no limit
+                t.column("created_at", .datetime).notNull()
+            }
+            try db.create(table: "minihost_folders") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("username", .text).notNull().references("minihost_users", onDelete: .cascade)
+                t.column("parent_id", .integer).references("minihost_folders", onDelete: .cascade)
+                t.column("name", .text).notNull()
+                t.column("created_at", .datetime).notNull()
+            }
+            try db.create(index: "minihost_folders_parent", on: "minihost_folders", columns: ["username", "parent_id", "name"],
+                          unique: true)
+            try db.create(table: "minihost_secondary_passwords") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("username", .text).notNull().references("minihost_users", onDelete: .cascade)
+                t.column("label", .text).notNull()
+                // The password's public part: it names the row, so one scrypt
+                // per request checks it instead of one per secondary password.
+                t.column("lookup", .text).notNull().unique()
+                t.column("password_hash", .text).notNull()
+                t.column("folder_scope_id", .integer).references("minihost_folders", onDelete: .cascade)
+                t.column("can_list", .boolean).notNull()
+                t.column("can_edit", .boolean).notNull()
+                t.column("is_api_key", .boolean).notNull()
+                t.column("created_at", .datetime).notNull()
+                t.column("last_used_at", .datetime)
+                t.column("revoked_at", .datetime)
+            }
+            try db.execute(sql: """
+                CREATE UNIQUE INDEX minihost_secondary_label ON minihost_secondary_passwords(username, label)
+                WHERE revoked_at IS NULL
+                """)
+        }
         return migrator
     }
 }

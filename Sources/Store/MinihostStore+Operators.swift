@@ -55,7 +55,7 @@ extension MinihostStore {
 
     /// Appends to the audit log.
     public func record(_ event: AuditEvent) throws {
-        try database.write { try event.insert($0) }
+        try database.write { _ = try event.inserted($0) }
     }
 
     public func auditEvents(limit: Int = 100) throws -> [AuditEvent] {

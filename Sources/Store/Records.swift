@@ -171,7 +171,7 @@ public struct Publication: Codable, FetchableRecord, PersistableRecord, Sendable
 }
 
 /// One line of the audit log: who did what to which upload, and how it ended.
-public struct AuditEvent: Codable, FetchableRecord, PersistableRecord, Sendable {
+public struct AuditEvent: Codable, FetchableRecord, MutablePersistableRecord, Sendable {
     public static let databaseTableName = "minihost_audit_log"
 
     public var id: Int64?

@@ -14,6 +14,8 @@ public struct StorageError: Error, CustomStringConvertible, Sendable {
         public static let notFound = Code(name: "notFound")
         /// Input the store refuses (a bad name, a duplicate key).
         public static let invalid = Code(name: "invalid")
+        /// A scoped credential reached outside its folder subtree.
+        public static let outOfScope = Code(name: "outOfScope")
     }
 
     public let code: Code
