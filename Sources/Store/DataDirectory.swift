@@ -6,6 +6,7 @@ import OpenSSLCrypto
 ///     root/minihost.sqlite     metadata (WAL)
 ///     root/blobs/aa/bb/<sha>   content-addressed file bytes, served by nginx
 ///     root/tmp/                uploads in progress; the sweeper removes stale ones
+///     root/sessions/<id>/      acknowledged chunks of resumable uploads
 ///     root/secret.key          the key that signs operator cookies
 public struct DataDirectory: Sendable {
     public let root: String
@@ -27,6 +28,8 @@ public struct DataDirectory: Sendable {
     public var blobsPath: String { root + "/blobs" }
     public var temporaryPath: String { root + "/tmp" }
     public var secretKeyPath: String { root + "/secret.key" }
+    /// Chunks of resumable uploads, one folder per session.
+    public var sessionsPath: String { root + "/sessions" }
 
     /// Creates the folders that don't exist yet. The root is 0750 so only its
     /// owner and group (nginx's user, in production) can look inside.
@@ -34,6 +37,7 @@ public struct DataDirectory: Sendable {
         try FileSystem.makeDirectory(root, mode: 0o750)
         try FileSystem.makeDirectory(blobsPath, mode: 0o755)
         try FileSystem.makeDirectory(temporaryPath, mode: 0o700)
+        try FileSystem.makeDirectory(sessionsPath, mode: 0o700)
     }
 }
 
@@ -61,6 +65,12 @@ enum FileSystem {
 
     static func remove(_ path: String) {
         unlink(path)
+    }
+
+    /// Removes a folder of plain files (a session's chunks) and the folder.
+    static func removeTree(_ path: String) {
+        for name in list(path) { unlink(path + "/" + name) }
+        rmdir(path)
     }
 
     /// Names in a directory, without `.` and `..`; empty when it can't be read.

@@ -115,6 +115,37 @@ enum Migrations {
                 WHERE revoked_at IS NULL
                 """)
         }
+        // Resumable uploads: one durable mechanism for every chunked protocol.
+        // A session row, one row per acknowledged chunk, and each chunk's bytes
+        // in its own fsync'd file under tmp/sessions/<id>/.
+        migrator.registerMigration("v3-upload-sessions") { db in
+            try db.create(table: "minihost_upload_sessions") { t in
+                t.primaryKey("id", .text)
+                t.column("owner_kind", .text).notNull()
+                t.column("owner_id", .text).notNull()
+                t.column("file_name", .text).notNull()
+                t.column("content_type", .text).notNull()
+                t.column("declared_size", .integer).notNull()
+                t.column("folder_id", .integer)
+                t.column("options", .text)  // JSON object of dialect flags
+                t.column("state", .text).notNull().check(sql: "state IN ('open', 'assembling', 'completed')")
+                t.column("assembling_since", .datetime)
+                t.column("upload_id", .text).references("minihost_uploads", onDelete: .setNull)
+                t.column("created_at", .datetime).notNull()
+                t.column("expires_at", .datetime).notNull()
+            }
+            try db.alter(table: "minihost_uploads") { t in
+                t.add(column: "folder_id", .integer).references("minihost_folders", onDelete: .setNull)
+            }
+            try db.create(index: "minihost_upload_sessions_expiry", on: "minihost_upload_sessions", columns: ["expires_at"])
+            try db.create(table: "minihost_upload_session_chunks") { t in
+                t.column("session_id", .text).notNull().references("minihost_upload_sessions", onDelete: .cascade)
+                t.column("chunk_index", .integer).notNull()
+                t.column("size", .integer).notNull()
+                t.column("sha256", .text).notNull()
+                t.primaryKey(["session_id", "chunk_index"])
+            }
+        }
         return migrator
     }
 }

@@ -4,6 +4,7 @@ import GRDB
 /// What `minihost gc` did.
 public struct GarbageReport: Sendable {
     public var temporaryFilesRemoved: Int
+    public var sessionsExpired: Int
     public var blobsRemoved: Int
     public var bytesFreed: Int64
 }
@@ -29,11 +30,13 @@ public struct IntegrityProblem: Sendable, CustomStringConvertible {
 }
 
 extension MinihostStore {
-    /// Removes stale temporary files and every blob no row references.
+    /// Removes stale temporary files, expired upload sessions (with their
+    /// chunks), and every blob no row references.
     /// Runs under the cross-process write lock, so it can't race an upload
     /// that is placing the same blob.
     public func collectGarbage(temporaryFileAge: TimeInterval = 3600) throws -> GarbageReport {
         let temporaryRemoved = blobs.sweepTemporaryFiles(olderThan: temporaryFileAge)
+        let sessionsExpired = try expireSessions()
         var removed = 0
         var freed: Int64 = 0
         try writeImmediately { db in
@@ -44,7 +47,8 @@ extension MinihostStore {
                 removed += 1
             }
         }
-        return GarbageReport(temporaryFilesRemoved: temporaryRemoved, blobsRemoved: removed, bytesFreed: freed)
+        return GarbageReport(temporaryFilesRemoved: temporaryRemoved, sessionsExpired: sessionsExpired,
+                             blobsRemoved: removed, bytesFreed: freed)
     }
 
     /// Re-hashes every blob on disk and checks every ready upload's blob

@@ -26,8 +26,9 @@ extension MinihostStore {
     /// write, so a row never exists without its complete blob. On failure the
     /// temporary file is removed and nothing is recorded.
     public func commitUpload(_ file: CompletedBlob, owner: Owner, fileName: String, contentType: String,
-                             now: Date = Date()) throws -> Upload {
-        let upload = Upload(
+                             now: Date = Date(), configure: (inout Upload) throws -> Void = { _ in },
+                             alsoInTransaction: (Database, Upload) throws -> Void = { _, _ in }) throws -> Upload {
+        var upload = Upload(
             id: try SecureRandom.hex(byteCount: 16), ownerKind: owner.kind, ownerId: owner.id,
             fileName: fileName, contentType: contentType, size: file.size, sha256: file.sha256,
             blob: file.sha256, state: .ready, createdAt: now, finishedAt: now, purgedAt: nil,
@@ -35,9 +36,12 @@ extension MinihostStore {
             passwordHash: nil, publicId: nil)
         let placed: Bool
         do {
+            try configure(&upload)
+            let record = upload
             placed = try writeImmediately { db in
                 let placed = try blobs.place(file)
-                try upload.insert(db)
+                try record.insert(db)
+                try alsoInTransaction(db, record)
                 return placed
             }
         } catch {

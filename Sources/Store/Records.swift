@@ -89,6 +89,8 @@ public struct Upload: Codable, FetchableRecord, PersistableRecord, Sendable, Equ
     public var downloadCount: Int
     public var passwordHash: String?
     public var publicId: String?
+    /// The folder it is filed in (plain dialect); nil elsewhere.
+    public var folderId: Int64?
 
     enum CodingKeys: String, CodingKey {
         case id, ownerKind = "owner_kind", ownerId = "owner_id", fileName = "file_name"
@@ -96,6 +98,7 @@ public struct Upload: Codable, FetchableRecord, PersistableRecord, Sendable, Equ
         case finishedAt = "finished_at", purgedAt = "purged_at", appPayload = "app_payload"
         case appHandledAt = "app_handled_at", expiresAt = "expires_at", maxDownloads = "max_downloads"
         case downloadCount = "download_count", passwordHash = "password_hash", publicId = "public_id"
+        case folderId = "folder_id"
     }
 
     public var owner: Owner { Owner(kind: ownerKind, id: ownerId) }
@@ -124,12 +127,13 @@ public struct Upload: Codable, FetchableRecord, PersistableRecord, Sendable, Equ
         downloadCount = row["download_count"]
         passwordHash = row["password_hash"]
         publicId = row["public_id"]
+        folderId = row["folder_id"]
     }
 
     public init(id: String, ownerKind: String, ownerId: String, fileName: String, contentType: String, size: Int64,
                 sha256: String, blob: String?, state: State, createdAt: Date, finishedAt: Date?, purgedAt: Date?,
                 appPayload: String?, appHandledAt: Date?, expiresAt: Date?, maxDownloads: Int?, downloadCount: Int,
-                passwordHash: String?, publicId: String?) {
+                passwordHash: String?, publicId: String?, folderId: Int64? = nil) {
         self.id = id
         self.ownerKind = ownerKind
         self.ownerId = ownerId
@@ -149,6 +153,7 @@ public struct Upload: Codable, FetchableRecord, PersistableRecord, Sendable, Equ
         self.downloadCount = downloadCount
         self.passwordHash = passwordHash
         self.publicId = publicId
+        self.folderId = folderId
     }
 }
 

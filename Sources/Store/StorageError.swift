@@ -14,6 +14,8 @@ public struct StorageError: Error, CustomStringConvertible, Sendable {
         public static let notFound = Code(name: "notFound")
         /// Input the store refuses (a bad name, a duplicate key).
         public static let invalid = Code(name: "invalid")
+        /// The owner's quota can't hold it (stored plus reserved bytes).
+        public static let quotaExceeded = Code(name: "quotaExceeded")
         /// A scoped credential reached outside its folder subtree.
         public static let outOfScope = Code(name: "outOfScope")
     }

@@ -80,14 +80,14 @@ struct AdminCommand: ParsableCommand {
 
 struct GC: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "gc", abstract: "Remove stale temporary files and blobs nothing references.")
+        commandName: "gc", abstract: "Remove stale temporary files, expired upload sessions and blobs nothing references.")
     @OptionGroup var dataOptions: DataOptions
     @Option(help: "Remove temporary files not written to for this many seconds.") var temporaryAge: Double = 3600
 
     func run() throws {
         let store = try MinihostStore(directory: DataDirectory(dataOptions.data))
         let report = try store.collectGarbage(temporaryFileAge: temporaryAge)
-        print("removed \(report.temporaryFilesRemoved) temporary file(s), \(report.blobsRemoved) unreferenced blob(s), freed \(report.bytesFreed) bytes")
+        print("removed \(report.temporaryFilesRemoved) temporary file(s), \(report.sessionsExpired) expired upload session(s), \(report.blobsRemoved) unreferenced blob(s), freed \(report.bytesFreed) bytes")
     }
 }
 

@@ -1,0 +1,62 @@
+import Foundation
+import GRDB
+
+/// A resumable upload in progress. Chunks may arrive in any order, in
+/// parallel, and more than once; they are assembled in index order.
+public struct UploadSession: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "minihost_upload_sessions"
+
+    public enum State: String, Codable, Sendable {
+        /// Accepting chunks.
+        case open
+        /// One finish call is assembling the chunks; others wait.
+        case assembling
+        /// Assembled into `uploadId`.
+        case completed
+    }
+
+    public var id: String
+    public var ownerKind: String
+    public var ownerId: String
+    public var fileName: String
+    public var contentType: String
+    public var declaredSize: Int64
+    public var folderId: Int64?
+    /// Dialect flags (JSON object), kept for when the upload is finished.
+    public var options: String?
+    public var state: State
+    public var assemblingSince: Date?
+    public var uploadId: String?
+    public var createdAt: Date
+    public var expiresAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case id, ownerKind = "owner_kind", ownerId = "owner_id", fileName = "file_name", contentType = "content_type"
+        case declaredSize = "declared_size", folderId = "folder_id", options, state, assemblingSince = "assembling_since"
+        case uploadId = "upload_id", createdAt = "created_at", expiresAt = "expires_at"
+    }
+
+    public var owner: Owner { Owner(kind: ownerKind, id: ownerId) }
+}
+
+/// One acknowledged chunk: its bytes are on disk and fsync'd.
+public struct UploadSessionChunk: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "minihost_upload_session_chunks"
+
+    public var sessionId: String
+    public var chunkIndex: Int64
+    public var size: Int64
+    public var sha256: String
+
+    enum CodingKeys: String, CodingKey {
+        case sessionId = "session_id", chunkIndex = "chunk_index", size, sha256
+    }
+}
+
+/// What finishing a session found.
+public enum SessionFinish: Sendable, Equatable {
+    /// Assembled now, or by an earlier call: the stored upload.
+    case completed(Upload)
+    /// Another call is assembling it; ask again shortly.
+    case inProgress
+}
