@@ -20,6 +20,14 @@ public struct ServerConfiguration: Sendable {
     /// Uploads not marked handled within this many seconds are purged by
     /// `admin-purge-unhandled` (`MINIHOST_UNHANDLED_CUTOFF_HOURS`, default 24).
     public var unhandledCutoff: TimeInterval
+    /// The largest file a resumable (chunked) upload may declare
+    /// (`MINIHOST_MAX_CHUNKED_MB`, default 4096).
+    public var maxChunkedUploadBytes: Int64 = 4096 << 20
+    /// The largest single chunk (`MINIHOST_MAX_CHUNK_MB`, default 100); nginx
+    /// must allow it on the chunk route.
+    public var maxChunkBytes: Int64 = 100 << 20
+    /// How long an unfinished resumable upload is kept (`MINIHOST_SESSION_HOURS`, default 24).
+    public var sessionLifetime: TimeInterval = 24 * 3600
     /// How long an operator session lasts.
     public var operatorSessionLifetime: TimeInterval
     public var version: String
@@ -64,6 +72,14 @@ public struct ServerConfiguration: Sendable {
             } else {
                 warnings.append("MINIHOST_UNHANDLED_CUTOFF_HOURS=\(text) is not a number of hours; using 24")
             }
+        }
+        for (name, apply) in [
+            ("MINIHOST_MAX_CHUNKED_MB", { (value: Double) in configuration.maxChunkedUploadBytes = Int64(value) << 20 }),
+            ("MINIHOST_MAX_CHUNK_MB", { (value: Double) in configuration.maxChunkBytes = Int64(value) << 20 }),
+            ("MINIHOST_SESSION_HOURS", { (value: Double) in configuration.sessionLifetime = value * 3600 }),
+        ] {
+            guard let text = environment[name], !text.isEmpty else { continue }
+            if let value = Double(text), value > 0 { apply(value) } else { warnings.append("\(name)=\(text) is not a positive number; ignored") }
         }
         return (configuration, warnings)
     }

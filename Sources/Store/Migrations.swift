@@ -136,6 +136,9 @@ enum Migrations {
             }
             try db.alter(table: "minihost_uploads") { t in
                 t.add(column: "folder_id", .integer).references("minihost_folders", onDelete: .setNull)
+                // Plain dialect link behaviour: Raw as an attachment; Link without the HTML page.
+                t.add(column: "force_download", .boolean).notNull().defaults(to: false)
+                t.add(column: "skip_embedded_page", .boolean).notNull().defaults(to: false)
             }
             try db.create(index: "minihost_upload_sessions_expiry", on: "minihost_upload_sessions", columns: ["expires_at"])
             try db.create(table: "minihost_upload_session_chunks") { t in

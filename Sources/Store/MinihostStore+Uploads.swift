@@ -57,6 +57,14 @@ extension MinihostStore {
         try readSingleStatement { try ownedUpload(id, owner, $0) }
     }
 
+    /// A ready upload by its public link id (plain dialect).
+    public func upload(publicId: String) throws -> Upload? {
+        try readSingleStatement { db in
+            try Upload.fetchOne(db.cachedStatement(sql: "SELECT * FROM minihost_uploads WHERE public_id = ? AND state = 'ready'"),
+                                arguments: [publicId])
+        }
+    }
+
     /// Any upload by id, for operators.
     public func upload(id: String) throws -> Upload? {
         try read { try Upload.fetchOne($0.cachedStatement(sql: "SELECT * FROM minihost_uploads WHERE id = ?"), arguments: [id]) }

@@ -91,6 +91,10 @@ public struct Upload: Codable, FetchableRecord, PersistableRecord, Sendable, Equ
     public var publicId: String?
     /// The folder it is filed in (plain dialect); nil elsewhere.
     public var folderId: Int64?
+    /// Plain dialect: serve the Raw link as an attachment.
+    public var forceDownload = false
+    /// Plain dialect: the Link goes straight to the bytes, not the HTML page.
+    public var skipEmbeddedPage = false
 
     enum CodingKeys: String, CodingKey {
         case id, ownerKind = "owner_kind", ownerId = "owner_id", fileName = "file_name"
@@ -98,7 +102,7 @@ public struct Upload: Codable, FetchableRecord, PersistableRecord, Sendable, Equ
         case finishedAt = "finished_at", purgedAt = "purged_at", appPayload = "app_payload"
         case appHandledAt = "app_handled_at", expiresAt = "expires_at", maxDownloads = "max_downloads"
         case downloadCount = "download_count", passwordHash = "password_hash", publicId = "public_id"
-        case folderId = "folder_id"
+        case folderId = "folder_id", forceDownload = "force_download", skipEmbeddedPage = "skip_embedded_page"
     }
 
     public var owner: Owner { Owner(kind: ownerKind, id: ownerId) }
@@ -128,6 +132,8 @@ public struct Upload: Codable, FetchableRecord, PersistableRecord, Sendable, Equ
         passwordHash = row["password_hash"]
         publicId = row["public_id"]
         folderId = row["folder_id"]
+        forceDownload = row["force_download"]
+        skipEmbeddedPage = row["skip_embedded_page"]
     }
 
     public init(id: String, ownerKind: String, ownerId: String, fileName: String, contentType: String, size: Int64,

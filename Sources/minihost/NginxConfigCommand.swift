@@ -12,6 +12,7 @@ struct NginxConfig: ParsableCommand {
     @Option(help: "The workers' socket, as systemd creates it.") var socket: String = "/run/minihost/minihost.sock"
     @Option(help: "The data folder's blob directory.") var blobRoot: String = "/var/lib/minihost/blobs"
     @Option(help: "Largest upload in MB (match MINIHOST_MAX_MB).") var maxMb: Int = 50
+    @Option(help: "Largest chunk in MB (match MINIHOST_MAX_CHUNK_MB).") var maxChunkMb: Int = 100
     @Option(help: "HTTP listen address.") var httpListen: String = "80"
     @Option(help: "HTTPS listen address.") var httpsListen: String = "443"
 
@@ -20,7 +21,8 @@ struct NginxConfig: ParsableCommand {
                                        httpListen: httpListen, httpsListen: httpsListen, ipv6: httpListen == "80",
                                        serverName: serverName, sslCertificate: sslCertificate,
                                        sslCertificateKey: sslCertificateKey, upstream: "unix:" + socket,
-                                       blobRoot: blobRoot, maxUploadMB: min(maxMb, 500), rateLimit: true)
+                                       blobRoot: blobRoot, maxUploadMB: min(maxMb, 500), maxChunkMB: maxChunkMb,
+                                       rateLimit: true)
         print(try NginxTemplates.locate().render("minihost.conf", site.values), terminator: "")
     }
 }

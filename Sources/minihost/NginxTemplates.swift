@@ -44,6 +44,7 @@ struct NginxTemplates {
         var upstream: String
         var blobRoot: String
         var maxUploadMB: Int
+        var maxChunkMB: Int = 100
         var rateLimit: Bool
 
         var values: [String: Any] {
@@ -52,7 +53,8 @@ struct NginxTemplates {
                 "server_name": serverName, "ssl_certificate": sslCertificate, "ssl_certificate_key": sslCertificateKey,
                 "upstream": upstream, "blob_root": blobRoot, "max_mb": maxUploadMB,
                 // Room for the multipart framing around a file of the maximum size.
-                "max_body_size": "\(maxUploadMB + 1)m", "rate_limit": rateLimit,
+                "max_body_size": "\(maxUploadMB + 1)m", "max_chunk_body_size": "\(maxChunkMB + 1)m",
+                "rate_limit": rateLimit,
             ]
         }
     }

@@ -43,11 +43,12 @@ struct Up: ParsableCommand {
         let runtime = try WorkerRuntime(data: data, address: .unixSocket(path: socketPath, mode: 0o666),
                                         workers: workers, secureCookies: false,
                                         fileServing: .accelRedirect(prefix: "/_blobs/"), logger: logger)
-        let maxMB = ServerConfiguration.fromEnvironment(environment).0.maxUploadMB
+        let limits = ServerConfiguration.fromEnvironment(environment).0
         let templates = try NginxTemplates.locate()
         let site = NginxTemplates.Site(mode: "local, rendered by minihost up", tls: false, httpListen: "127.0.0.1:\(port)",
                                        serverName: "localhost", upstream: "unix:" + socketPath,
-                                       blobRoot: data.blobsPath, maxUploadMB: maxMB, rateLimit: rateLimit)
+                                       blobRoot: data.blobsPath, maxUploadMB: limits.maxUploadMB,
+                                       maxChunkMB: Int(limits.maxChunkBytes >> 20), rateLimit: rateLimit)
         let siteConfig = prefix + "/minihost.conf"
         try templates.render("minihost.conf", site.values).write(toFile: siteConfig, atomically: true, encoding: .utf8)
         var main: [String: Any] = ["prefix": prefix, "site_config": siteConfig]

@@ -5,7 +5,7 @@ import Store
 
 /// The plain dialect (`plain-script-endpoints.txt`): username + password in
 /// the body, secondary passwords scoped to folders, plain-text answers for
-/// curl. This part covers credentials; chunked uploads build on it.
+/// curl.
 struct PlainRoutes {
     let context: ServerContext
 
@@ -19,6 +19,8 @@ struct PlainRoutes {
         builder.add("POST", "/api/secondaryPasswords/createFromPrimary") { request, _ in
             try createFromPrimary(request)
         }
+        registerChunked(in: &builder)
+        registerLinks(in: &builder)
     }
 
     /// The credential in `fields`; nil when username or password is missing.

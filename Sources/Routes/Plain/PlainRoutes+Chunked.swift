@@ -1,0 +1,169 @@
+import Foundation
+import HTTPCore
+import OpenSSLCrypto
+import Store
+
+/// The resumable flow: init → chunks (any order, retried freely) → finish,
+/// with status polling. Answers are plain text; errors are `ERR …`.
+extension PlainRoutes {
+    func registerChunked(in builder: inout RouterBuilder) {
+        let text = PlainTextResponse.error
+        builder.add("POST", "/api/initChunkedUploadPlain", errors: text) { request, _ in try initChunked(request) }
+        builder.add("POST", "/api/uploadChunkPlain", errors: text) { request, _ in try uploadChunk(request) }
+        builder.add("GET", "/api/chunkedUploadStatusPlain", errors: text) { request, _ in try chunkStatus(request) }
+        builder.add("POST", "/api/finishChunkedUploadPlain", errors: text) { request, _ in try finishChunked(request) }
+    }
+
+    /// `POST /api/initChunkedUploadPlain`: `username, password, filename, size[, folderId]` → the session id.
+    func initChunked(_ request: Request) throws -> Response {
+        let fields = try request.formFields()
+        guard let fileName = fields["filename"], !fileName.isEmpty, let sizeText = fields["size"], !sizeText.isEmpty,
+              let credential = try credential(fields) else {
+            throw HTTPErrorResponse(.badRequest, "Missing fields")
+        }
+        guard let size = Int64(sizeText), size > 0, size <= context.configuration.maxChunkedUploadBytes else {
+            throw HTTPErrorResponse(.badRequest, "Invalid file size")
+        }
+        let folder = try targetFolder(credential, fields["folderId"])
+        let user = credential.user
+        do {
+            let session = try store.openSession(
+                SessionRequest(owner: user.owner, fileName: DisplayName.sanitize(fileName),
+                               contentType: MediaTypeGuess.forFileName(fileName), declaredSize: size, folderId: folder.id),
+                maxSize: context.configuration.maxChunkedUploadBytes, quotaBytes: user.quotaBytes,
+                lifetime: context.configuration.sessionLifetime)
+            return PlainTextResponse.make(session.id)
+        } catch let error as StorageError where error.code == .quotaExceeded {
+            throw HTTPErrorResponse(.payloadTooLarge, "Storage limit exceeded")
+        }
+    }
+
+    /// `POST /api/uploadChunkPlain?id=…&chunk=N`, multipart field `file`. No
+    /// credentials, as upstream: the 128-bit session id is the capability.
+    func uploadChunk(_ request: Request) throws -> Response {
+        let query = request.query
+        guard let id = query["id"], !id.isEmpty else { throw HTTPErrorResponse(.badRequest, "Missing id") }
+        guard let chunkText = query["chunk"], let index = Int64(chunkText), index >= 0 else {
+            throw HTTPErrorResponse(.badRequest, "Invalid chunk number")
+        }
+        guard let session = try store.session(id: id), session.state == .open else {
+            throw HTTPErrorResponse(.badRequest, "Not found")
+        }
+        let limit = min(context.configuration.maxChunkBytes, session.declaredSize)
+        let received = try FileUploadReceiver(store: store, maxBytes: limit)
+            .receive(request, tooLarge: HTTPErrorResponse(.payloadTooLarge, "Chunk too large"))
+        do {
+            try store.acceptChunk(sessionId: id, index: index, file: received.blob)
+        } catch let error as StorageError where error.code == .notFound {
+            throw HTTPErrorResponse(.badRequest, "Not found")
+        } catch let error as StorageError where error.code == .invalid {
+            throw HTTPErrorResponse(.badRequest, error.detail.prefix(1).uppercased() + error.detail.dropFirst())
+        }
+        return PlainTextResponse.make("OK")
+    }
+
+    /// `GET /api/chunkedUploadStatusPlain?id=…`: PENDING, PROCESSING, or COMPLETED with the links.
+    func chunkStatus(_ request: Request) throws -> Response {
+        guard let id = request.query["id"], !id.isEmpty else { throw HTTPErrorResponse(.badRequest, "Missing id") }
+        guard let session = try store.session(id: id) else { throw HTTPErrorResponse(.notFound, "Not found") }
+        switch session.state {
+        case .open: return PlainTextResponse.make("PENDING")
+        case .assembling: return PlainTextResponse.make("PROCESSING")
+        case .completed:
+            guard let uploadId = session.uploadId, let upload = try store.upload(id: uploadId), upload.state == .ready else {
+                throw HTTPErrorResponse(.notFound, "Not found")
+            }
+            return PlainTextResponse.make("COMPLETED\n" + links(for: upload, request))
+        }
+    }
+
+    /// `POST /api/finishChunkedUploadPlain`: `username, password, id[, filename, folderId,
+    /// forceDownload, skipEmbeddedPage]` → the links; 202 while another call assembles.
+    func finishChunked(_ request: Request) throws -> Response {
+        let fields = try request.formFields()
+        guard let id = fields["id"], !id.isEmpty, let credential = try credential(fields) else {
+            throw HTTPErrorResponse(.badRequest, "Missing fields")
+        }
+        let user = credential.user
+        var folderId: Int64?
+        if fields["folderId"].map({ !$0.isEmpty }) ?? false { folderId = try targetFolder(credential, fields["folderId"]).id }
+        let fileName = fields["filename"].flatMap { $0.isEmpty ? nil : DisplayName.sanitize($0) }
+        let forceDownload = FormFlag.isTrue(fields["forceDownload"])
+        let skipEmbeddedPage = FormFlag.isTrue(fields["skipEmbeddedPage"])
+        let outcome: SessionFinish
+        do {
+            outcome = try store.finishSession(id: id, owner: user.owner) { upload in
+                upload.publicId = try Self.newPublicId()
+                if let fileName {
+                    upload.fileName = fileName
+                    upload.contentType = MediaTypeGuess.forFileName(fileName)
+                }
+                if let folderId { upload.folderId = folderId }
+                upload.forceDownload = forceDownload
+                upload.skipEmbeddedPage = skipEmbeddedPage
+            }
+        } catch let error as StorageError where error.code == .notFound {
+            throw HTTPErrorResponse(.badRequest, "Upload not found")
+        } catch let error as StorageError where error.code == .invalid {
+            throw HTTPErrorResponse(.badRequest, error.detail.prefix(1).uppercased() + error.detail.dropFirst())
+        } catch let error as StorageError where error.code == .io {
+            context.logger.error("reassembly failed", metadata: ["session": "\(id)", "error": "\(error)"])
+            throw HTTPErrorResponse(.internalServerError, "Reassemble failed")
+        }
+        switch outcome {
+        case .inProgress:
+            var response = PlainTextResponse.make("PROCESSING Retry in 5 seconds", status: .accepted)
+            response.headers.set("Retry-After", "5")
+            return response
+        case .completed(let upload):
+            return PlainTextResponse.make(links(for: upload, request))
+        }
+    }
+
+    /// The folder to file into, with the spec's errors.
+    func targetFolder(_ credential: AccountCredential, _ requested: String?) throws -> Folder {
+        var folderId: Int64?
+        if let requested, !requested.isEmpty {
+            guard let id = Int64(requested) else { throw HTTPErrorResponse(.badRequest, "Invalid folderId") }
+            folderId = id
+        }
+        do {
+            return try store.targetFolder(for: credential, requested: folderId)
+        } catch let error as StorageError where error.code == .outOfScope {
+            throw HTTPErrorResponse(.forbidden, "Folder is outside this password's scope")
+        } catch let error as StorageError where error.code == .notFound {
+            throw HTTPErrorResponse(.notFound, "Folder not found")
+        }
+    }
+
+    /// 96 random bits, URL-safe: public link ids can't be guessed or enumerated.
+    static func newPublicId() throws -> String {
+        Base64URL.encode(try SecureRandom.bytes(12))
+    }
+}
+
+/// Base64url without padding.
+enum Base64URL {
+    static func encode(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+}
+
+/// A content type from a file name's extension, for uploads that arrive in
+/// chunks with no part header to say. Unknown types are served as attachments.
+enum MediaTypeGuess {
+    static let byExtension: [String: String] = [
+        "txt": "text/plain; charset=utf-8", "html": "text/html; charset=utf-8", "css": "text/css", "csv": "text/csv",
+        "json": "application/json", "pdf": "application/pdf", "zip": "application/zip", "gz": "application/gzip",
+        "tar": "application/x-tar", "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif",
+        "webp": "image/webp", "svg": "image/svg+xml", "mp4": "video/mp4", "webm": "video/webm", "mp3": "audio/mpeg",
+        "wav": "audio/wav", "ogg": "audio/ogg",
+    ]
+
+    static func forFileName(_ name: String) -> String {
+        guard let dot = name.lastIndex(of: ".") else { return "application/octet-stream" }
+        return byExtension[name[name.index(after: dot)...].lowercased()] ?? "application/octet-stream"
+    }
+}

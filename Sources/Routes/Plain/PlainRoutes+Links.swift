@@ -1,0 +1,100 @@
+import Foundation
+import HTTPCore
+import Store
+
+/// The three URLs of a plain upload: `/<id>` (an HTML page with the name,
+/// size and a download button), `/s/<id>` (the bytes inline) and `/d/<id>`
+/// (the bytes as an attachment). nginx sends the bytes via accel redirect.
+extension PlainRoutes {
+    func registerLinks(in builder: inout RouterBuilder) {
+        builder.add("GET", "/s/:id") { _, parameters in try serve(parameters["id"], attachment: false) }
+        builder.add("GET", "/d/:id") { _, parameters in try serve(parameters["id"], attachment: true) }
+        builder.add("GET", "/:id") { request, parameters in try page(parameters["id"], request) }
+    }
+
+    func links(for upload: Upload, _ request: Request) -> String {
+        let origin = context.configuration.publicOrigin ?? "\(request.scheme)://\(request.host ?? "localhost")"
+        let id = upload.publicId ?? upload.id
+        let raw = "\(origin)/s/\(id)"
+        let link = upload.skipEmbeddedPage ? raw : "\(origin)/\(id)"
+        return "Link: \(link)\nRaw: \(raw)\nDownload: \(origin)/d/\(id)"
+    }
+
+    /// The upload behind a link id; an extension after the id (`abc.pdf`) is ignored.
+    func linked(_ raw: String?) throws -> Upload {
+        guard var id = raw, !id.isEmpty else { throw HTTPErrorResponse(.notFound, "Not found") }
+        if let dot = id.firstIndex(of: ".") { id = String(id[..<dot]) }
+        guard let upload = try store.upload(publicId: id) else { throw HTTPErrorResponse(.notFound, "Not found") }
+        return upload
+    }
+
+    func serve(_ id: String?, attachment: Bool) throws -> Response {
+        let upload = try linked(id)
+        let disposition: ContentDisposition.Kind = attachment || upload.forceDownload || !Self.safeInline(upload.contentType)
+            ? .attachment : .inline
+        return MinihostRoutes.fileResponse(upload, store: store, disposition: disposition, cacheControl: "public, max-age=300")
+    }
+
+    func page(_ id: String?, _ request: Request) throws -> Response {
+        let upload = try linked(id)
+        let publicId = upload.publicId ?? upload.id
+        if upload.skipEmbeddedPage {
+            var response = Response(status: HTTPStatus(code: 302, reason: "Found"))
+            response.headers.set("Location", "/s/\(publicId)")
+            return response
+        }
+        let name = HTML.escape(upload.fileName)
+        let html = """
+            <!doctype html>
+            <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>\(name)</title>
+            <style>body{font:16px system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem}
+            a.button{display:inline-block;padding:.6rem 1.2rem;background:#1f6feb;color:#fff;border-radius:.4rem;text-decoration:none}</style>
+            </head><body>
+            <h1>\(name)</h1>
+            <p>\(ByteCount.format(upload.size)) · \(HTML.escape(upload.contentType))</p>
+            <p><a class="button" href="/d/\(publicId)">Download</a> <a href="/s/\(publicId)">Open</a></p>
+            </body></html>
+            """
+        var headers = HTTPHeaders()
+        headers.set("Content-Type", "text/html; charset=utf-8")
+        headers.set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+        headers.set("X-Content-Type-Options", "nosniff")
+        return Response(status: .ok, headers: headers, body: .bytes(Array(html.utf8)))
+    }
+
+    /// Types a browser may render inline from our origin; HTML and SVG are
+    /// served as attachments so an upload can't run script on this origin.
+    static func safeInline(_ contentType: String) -> Bool {
+        let type = contentType.split(separator: ";")[0].trimmingWhitespace().lowercased()
+        return (type.hasPrefix("image/") && type != "image/svg+xml") || type.hasPrefix("video/") || type.hasPrefix("audio/")
+            || type == "application/pdf" || type.hasPrefix("text/plain") || type == "text/csv" || type == "application/json"
+    }
+}
+
+enum HTML {
+    static func escape(_ text: String) -> String {
+        var out = ""
+        for char in text {
+            switch char {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.append(char)
+            }
+        }
+        return out
+    }
+}
+
+enum ByteCount {
+    static func format(_ bytes: Int64) -> String {
+        let units = ["bytes", "KB", "MB", "GB", "TB"]
+        var value = Double(bytes)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
+        return unit == 0 ? "\(bytes) bytes" : String(format: "%.1f %@", value, units[unit])
+    }
+}

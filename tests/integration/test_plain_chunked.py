@@ -1,0 +1,164 @@
+"""The plain dialect's resumable upload through real nginx, with curl as
+scripts use it: parallel out-of-order chunks, retries, concurrent finishes,
+a SIGKILLed server, and every documented error."""
+
+import os
+import signal
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from conftest import run_cli, sha256
+
+PRIMARY = "alice primary password"
+
+
+def curl(server, method, path, *args):
+    out = subprocess.run(["curl", "-sS", "-w", "\n%{http_code}", "-X", method, server.url(path), *args],
+                         capture_output=True, text=True, check=True).stdout
+    body, _, status = out.rpartition("\n")
+    return int(status), body.strip()
+
+
+def form(*fields):
+    args = []
+    for field in fields:
+        args += ["--data-urlencode", field]
+    return args
+
+
+def make_user(server, quota_mb=None):
+    extra = ["--quota-mb", str(quota_mb)] if quota_mb else []
+    run_cli("user", "create", "alice", "--password-stdin", *extra, data=server.data, stdin=PRIMARY + "\n")
+    folder = run_cli("user", "folder", "create", "alice", "ci", data=server.data).stdout.strip().splitlines()[-1]
+    secret = run_cli("user", "secondary", "create", "alice", "ci", "--folder", folder,
+                     data=server.data).stdout.strip().splitlines()[-1]
+    return folder, secret
+
+
+def init(server, password, size, name="video.mp4", *extra):
+    return curl(server, "POST", "/api/initChunkedUploadPlain",
+                *form("username=alice", f"password={password}", f"filename={name}", f"size={size}", *extra))
+
+
+def send_chunk(server, upload_id, index, data, tmp_path):
+    part = tmp_path / f"chunk-{upload_id}-{index}"
+    part.write_bytes(data)
+    return curl(server, "POST", f"/api/uploadChunkPlain?id={upload_id}&chunk={index}", "-F", f"file=@{part}")
+
+
+def finish(server, password, upload_id, *extra):
+    return curl(server, "POST", "/api/finishChunkedUploadPlain",
+                *form("username=alice", f"password={password}", f"id={upload_id}", *extra))
+
+
+def parse_links(text):
+    return dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+
+
+def test_resumable_upload_with_parallel_out_of_order_chunks(server, tmp_path):
+    _, secret = make_user(server)
+    data = os.urandom(5 * 1024 * 1024 + 123)
+    chunk = 1024 * 1024
+    status, upload_id = init(server, secret, len(data))
+    assert status == 200 and len(upload_id) == 32
+    assert curl(server, "GET", f"/api/chunkedUploadStatusPlain?id={upload_id}") == (200, "PENDING")
+    indices = list(range((len(data) + chunk - 1) // chunk))[::-1]  # last first
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda i: send_chunk(server, upload_id, i, data[i * chunk:(i + 1) * chunk], tmp_path), indices))
+    assert all(r == (200, "OK") for r in results), results
+    assert send_chunk(server, upload_id, 2, data[2 * chunk:3 * chunk], tmp_path) == (200, "OK")  # a retry is harmless
+    status, body = finish(server, secret, upload_id)
+    assert status == 200, body
+    links = parse_links(body)
+    assert set(links) == {"Link", "Raw", "Download"}
+    raw = requests.get(links["Raw"])
+    assert raw.status_code == 200 and sha256(raw.content) == sha256(data)
+    download = requests.get(links["Download"])
+    assert sha256(download.content) == sha256(data) and download.headers["Content-Disposition"].startswith("attachment;")
+    page = requests.get(links["Link"])
+    assert page.status_code == 200 and "video.mp4" in page.text and "Download" in page.text
+    status, text = curl(server, "GET", f"/api/chunkedUploadStatusPlain?id={upload_id}")
+    assert status == 200 and text.startswith("COMPLETED") and parse_links(text) == links
+    # Finishing again answers the same links, and made no second file.
+    assert finish(server, secret, upload_id) == (200, body)
+    assert server.db("SELECT COUNT(*) FROM minihost_uploads") == [(1,)]
+    # skipEmbeddedPage: the Link is the raw bytes.
+    status, small_id = init(server, secret, 3, "a.txt")
+    send_chunk(server, small_id, 0, b"abc", tmp_path)
+    status, body = finish(server, secret, small_id, "skipEmbeddedPage=1", "forceDownload=1")
+    small = parse_links(body)
+    assert small["Link"] == small["Raw"]
+    assert requests.get(small["Raw"]).headers["Content-Disposition"].startswith("attachment;")
+
+
+def test_concurrent_finishes_make_one_file(server, tmp_path):
+    _, secret = make_user(server)
+    data = os.urandom(3 * 1024 * 1024)
+    _, upload_id = init(server, secret, len(data))
+    for i in range(3):
+        send_chunk(server, upload_id, i, data[i << 20:(i + 1) << 20], tmp_path)
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda _: finish(server, secret, upload_id), range(6)))
+    assert all(status in (200, 202) for status, _ in results), results
+    assert any(status == 200 for status, _ in results)
+    for status, body in results:
+        if status == 202:
+            assert body == "PROCESSING Retry in 5 seconds"
+    assert server.db("SELECT COUNT(*) FROM minihost_uploads") == [(1,)]
+
+
+def test_errors_are_plain_text_and_change_nothing(server, tmp_path):
+    folder, secret = make_user(server, quota_mb=1)
+    assert curl(server, "POST", "/api/initChunkedUploadPlain", *form("username=alice")) == (400, "ERR Missing fields")
+    assert init(server, "wrong", 10) == (401, "ERR Invalid credentials")
+    for size in ["0", "-5", "abc", str(10 ** 15)]:
+        assert init(server, secret, size) == (400, "ERR Invalid file size"), size
+    assert init(server, secret, 2 * 1024 * 1024) == (413, "ERR Storage limit exceeded")
+    root = server.db("SELECT id FROM minihost_folders WHERE parent_id IS NULL")[0][0]
+    status, body = init(server, secret, 10, "x", f"folderId={root}")
+    assert status == 403 and body.startswith("ERR")
+    status, upload_id = init(server, secret, 10)
+    assert status == 200
+    assert curl(server, "POST", "/api/uploadChunkPlain?chunk=1", "-F", "file=@/dev/null") == (400, "ERR Missing id")
+    for chunk in ["x", "-1"]:
+        assert curl(server, "POST", f"/api/uploadChunkPlain?id={upload_id}&chunk={chunk}", "-F", "file=@/dev/null")[0] == 400
+    assert send_chunk(server, "0" * 32, 0, b"x", tmp_path) == (400, "ERR Not found")
+    assert send_chunk(server, upload_id, 11, b"x", tmp_path)[0] == 400  # past the declared size
+    assert send_chunk(server, upload_id, 0, b"x" * 11, tmp_path)[0] in (400, 413)  # more bytes than declared
+    assert send_chunk(server, upload_id, 0, b"x" * 4, tmp_path) == (200, "OK")
+    assert send_chunk(server, upload_id, 2, b"y" * 4, tmp_path) == (200, "OK")
+    status, body = finish(server, secret, upload_id)
+    assert (status, body) == (400, "ERR Missing chunks: 1")
+    status, body = finish(server, PRIMARY + "x", upload_id)
+    assert status == 401
+    run_cli("user", "create", "bob", "--password-stdin", data=server.data, stdin="bob primary password\n")
+    status, body = curl(server, "POST", "/api/finishChunkedUploadPlain",
+                        *form("username=bob", "password=bob primary password", f"id={upload_id}"))
+    assert (status, body) == (400, "ERR Upload not found")
+    assert curl(server, "GET", "/api/chunkedUploadStatusPlain") == (400, "ERR Missing id")
+    assert curl(server, "GET", "/api/chunkedUploadStatusPlain?id=" + "0" * 32) == (404, "ERR Not found")
+    # The session is intact: send the missing chunk and finish.
+    assert send_chunk(server, upload_id, 1, b"z" * 2, tmp_path) == (200, "OK")
+    status, body = finish(server, secret, upload_id)
+    assert status == 200
+    assert requests.get(parse_links(body)["Raw"]).content == b"xxxxzzyyyy"
+
+
+def test_acknowledged_chunks_survive_sigkill_and_restart(make_server, tmp_path):
+    server = make_server()
+    _, secret = make_user(server)
+    data = os.urandom(4 * 1024 * 1024)
+    _, upload_id = init(server, secret, len(data))
+    for i in (0, 2):
+        assert send_chunk(server, upload_id, i, data[i << 20:(i + 1) << 20], tmp_path) == (200, "OK")
+    os.kill(server.process.pid, signal.SIGKILL)
+    server.process.wait()
+    server.stop()  # stops the orphaned nginx by its pid file
+    restarted = make_server(data=server.data)
+    for i in (1, 3):
+        assert send_chunk(restarted, upload_id, i, data[i << 20:(i + 1) << 20], tmp_path) == (200, "OK")
+    status, body = finish(restarted, secret, upload_id)
+    assert status == 200
+    assert sha256(requests.get(parse_links(body)["Raw"]).content) == sha256(data)
