@@ -25,8 +25,11 @@ extension MinihostStore {
     /// Records a finished upload: places its blob and inserts its row in one
     /// write, so a row never exists without its complete blob. On failure the
     /// temporary file is removed and nothing is recorded.
+    ///
+    /// With `quotaBytes`, the owner's stored and reserved bytes plus this file
+    /// must fit, checked in the same transaction (`quotaExceeded` otherwise).
     public func commitUpload(_ file: CompletedBlob, owner: Owner, fileName: String, contentType: String,
-                             now: Date = Date(), configure: (inout Upload) throws -> Void = { _ in },
+                             now: Date = Date(), quotaBytes: Int64? = nil, configure: (inout Upload) throws -> Void = { _ in },
                              alsoInTransaction: (Database, Upload) throws -> Void = { _, _ in }) throws -> Upload {
         var upload = Upload(
             id: try SecureRandom.hex(byteCount: 16), ownerKind: owner.kind, ownerId: owner.id,
@@ -39,6 +42,9 @@ extension MinihostStore {
             try configure(&upload)
             let record = upload
             placed = try writeImmediately { db in
+                if let quotaBytes, try Self.bytesUsed(by: owner, now: now, db) + file.size > quotaBytes {
+                    throw StorageError(.quotaExceeded, "storage limit exceeded")
+                }
                 let placed = try blobs.place(file)
                 try record.insert(db)
                 try alsoInTransaction(db, record)

@@ -162,3 +162,70 @@ def test_acknowledged_chunks_survive_sigkill_and_restart(make_server, tmp_path):
     status, body = finish(restarted, secret, upload_id)
     assert status == 200
     assert sha256(requests.get(parse_links(body)["Raw"]).content) == sha256(data)
+
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "examples", "plain-resumable-upload.sh")
+
+
+def test_the_example_script_uploads_a_large_file_and_resumes(server, tmp_path):
+    folder, secret = make_user(server)
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(13 * 1024 * 1024 + 7))
+    env = {**os.environ, "MINIHOST_URL": server.base, "MINIHOST_USER": "alice", "MINIHOST_PASSWORD": secret,
+           "CHUNK_MB": "2", "PARALLEL": "3"}
+    # A session that an earlier run started and left half done.
+    status, upload_id = init(server, secret, big.stat().st_size, "big.bin")
+    first_chunk = big.read_bytes()[:2 * 1024 * 1024]
+    send_chunk(server, upload_id, 0, first_chunk, tmp_path)
+    (tmp_path / "big.bin.minihost-upload").write_text(upload_id + "\n")
+    result = subprocess.run(["bash", SCRIPT, str(big), folder], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    links = parse_links(result.stdout)
+    assert sha256(requests.get(links["Raw"]).content) == sha256(big.read_bytes())
+    assert not (tmp_path / "big.bin.minihost-upload").exists()
+    # It resumed the same session rather than starting another.
+    assert server.db("SELECT COUNT(*) FROM minihost_upload_sessions") == [(1,)]
+    bad = subprocess.run(["bash", SCRIPT, str(big)], env={**env, "MINIHOST_PASSWORD": "wrong"},
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "INVALID" in bad.stderr
+
+
+def test_basic_html_upload(make_server, tmp_path):
+    server = make_server()
+    folder, secret = make_user(server, quota_mb=1)
+    report = tmp_path / "report.pdf"
+    report.write_bytes(b"%PDF-1.4 " + os.urandom(5000))
+    status, body = curl(server, "POST", "/api/basicHTMLUpload", "-F", "username=alice", "-F", f"password={secret}",
+                        "-F", f"folderId={folder}", "-F", f"file=@{report}")
+    assert status == 200, body
+    links = parse_links(body)
+    assert links["Raw"].endswith(".pdf")
+    raw = requests.get(links["Raw"])
+    assert raw.content == report.read_bytes() and raw.headers["Content-Type"] == "application/pdf"
+    # Fields after the file are fine too.
+    status, _ = curl(server, "POST", "/api/basicHTMLUpload", "-F", f"file=@{report}", "-F", "username=alice",
+                     "-F", f"password={secret}")
+    assert status == 200
+    status, body = curl(server, "POST", "/api/basicHTMLUpload", "-F", "username=alice", "-F", "password=wrong",
+                        "-F", f"file=@{report}")
+    assert status == 401 and "Invalid credentials" in body
+    status, body = curl(server, "POST", "/api/basicHTMLUpload", "-F", "username=alice", "-F", f"password={secret}")
+    assert status == 400 and "error" in body
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(2 * 1024 * 1024))
+    status, body = curl(server, "POST", "/api/basicHTMLUpload", "-F", "username=alice", "-F", f"password={secret}",
+                        "-F", f"file=@{big}")
+    assert status == 413 and "Storage limit exceeded" in body
+    assert server.temp_files() == []
+    assert server.db("SELECT COUNT(*) FROM minihost_uploads") == [(2,)]
+
+
+def test_wrong_passwords_are_rate_limited(make_server):
+    server = make_server({"MINIHOST_RATE_LIMIT": "on"})
+    make_user(server)
+    # A burst from one address: past the zone's burst, nginx answers 429
+    # before any password is hashed.
+    with ThreadPoolExecutor(40) as pool:
+        statuses = list(pool.map(lambda _: curl(server, "POST", "/api/cliCheckCredentials",
+                                                *form("username=alice", "password=wrong"))[0], range(40)))
+    assert 401 in statuses and 429 in statuses

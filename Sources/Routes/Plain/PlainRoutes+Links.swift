@@ -12,9 +12,16 @@ extension PlainRoutes {
         builder.add("GET", "/:id") { request, parameters in try page(parameters["id"], request) }
     }
 
-    func links(for upload: Upload, _ request: Request) -> String {
+    /// `withExtension`: append the file's extension (`abc.pdf`), as
+    /// basicHTMLUpload's links do; the id alone still resolves.
+    func links(for upload: Upload, _ request: Request, withExtension: Bool = false) -> String {
         let origin = context.configuration.publicOrigin ?? "\(request.scheme)://\(request.host ?? "localhost")"
-        let id = upload.publicId ?? upload.id
+        var id = upload.publicId ?? upload.id
+        if withExtension, let dot = upload.fileName.lastIndex(of: "."),
+           case let ext = upload.fileName[upload.fileName.index(after: dot)...],
+           (1...16).contains(ext.count), ext.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) {
+            id += "." + ext
+        }
         let raw = "\(origin)/s/\(id)"
         let link = upload.skipEmbeddedPage ? raw : "\(origin)/\(id)"
         return "Link: \(link)\nRaw: \(raw)\nDownload: \(origin)/d/\(id)"

@@ -19,6 +19,7 @@ struct PlainRoutes {
         builder.add("POST", "/api/secondaryPasswords/createFromPrimary") { request, _ in
             try createFromPrimary(request)
         }
+        builder.add("POST", "/api/basicHTMLUpload") { request, _ in try basicUpload(request) }
         registerChunked(in: &builder)
         registerLinks(in: &builder)
     }
