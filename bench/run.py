@@ -10,6 +10,9 @@ Prints a table and writes bench/out/results.json. Targets (issue 2):
   authed 1 KB download / health req/s >= 0.7   (wrk, 32 connections)
   public cache 1 KB / nginx static   reported
   10 MB upload and a download with 100 slow (1 KB/s) uploaders in flight / idle <= 2
+Issue 3 (plain dialect):
+  500 MB in 8 MiB chunks, 4 in parallel / single-request upload   <= 1.5
+  cliCheckCredentials req/s at 16 connections (scrypt N=2^17), and peak RSS meanwhile: reported
 """
 
 import argparse
@@ -273,6 +276,39 @@ def main():
         for thread in threads:
             thread.join()
         results["loaded_over_idle"] = results["loaded_round_s"] / results["idle_round_s"]
+
+        # 4. Plain dialect: chunked upload with the example script, and password checks.
+        subprocess.run([str(BIN), "user", "create", "bench", "--password-stdin", "--data", str(work / "data")],
+                       input="bench primary password\n", text=True, check=True, capture_output=True)
+        secondary = subprocess.run([str(BIN), "user", "secondary", "create", "bench", "script", "--data", str(work / "data")],
+                                   text=True, check=True, capture_output=True).stdout.strip().splitlines()[-1]
+        script = ROOT / "docs" / "examples" / "plain-resumable-upload.sh"
+        env = {**os.environ, "MINIHOST_URL": server.base, "MINIHOST_USER": "bench", "MINIHOST_PASSWORD": secondary,
+               "CHUNK_MB": "8", "PARALLEL": "4"}
+        chunked_times = []
+        for _ in range(3):
+            with open(big, "r+b") as f:
+                f.write(os.urandom(8))
+            os.sync()
+            time.sleep(2)
+            chunked_times.append(timed(["bash", str(script), str(big)], env=env, capture_output=True))
+        results["chunked_upload_s"] = sorted(chunked_times)[1]
+        results["chunked_over_single"] = results["chunked_upload_s"] / results["upload_s"]
+        lua = work / "check.lua"
+        lua.write_text('wrk.method = "POST"\n'
+                       'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
+                       f'wrk.body = "username=bench&password={secondary}"\n')
+        peak[0] = 0
+        sampling = threading.Event()
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        out = subprocess.run(["wrk", "-t", "2", "-c", "16", "-d", f"{args.seconds}s", "-s", str(lua),
+                              server.base + "/api/cliCheckCredentials"], capture_output=True, text=True, check=True).stdout
+        sampling.set()
+        sampler.join()
+        results["check_credentials_rps"] = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        results["check_credentials_errors"] = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+        results["check_credentials_peak_rss_mb"] = peak[0] / 1024
     finally:
         server.stop()
         reference.stop()
@@ -286,6 +322,9 @@ def main():
         ("authed 1 KB download ÷ health (req/s)", results["download_over_health"], ">= 0.7"),
         ("public cache 1 KB ÷ nginx static (req/s)", results["cache_over_static"], "report"),
         ("10 MB upload+download, 100 slow uploaders ÷ idle", results["loaded_over_idle"], "<= 2"),
+        ("500 MB in 8 MiB chunks x4 parallel ÷ single upload", results["chunked_over_single"], "<= 1.5"),
+        ("cliCheckCredentials req/s, 16 connections", results["check_credentials_rps"], "report"),
+        ("peak worker RSS during those checks (MB)", results["check_credentials_peak_rss_mb"], "report"),
     ]
     print(f"\nminihost bench ({args.size_mb} MB file, {args.workers} workers, wrk 32 connections x {args.seconds}s)")
     for name, value, target in rows:
