@@ -1,3 +1,4 @@
+import HTTPCore
 import Logging
 import OpenSSLCrypto
 import Store
@@ -26,6 +27,12 @@ public final class ServerContext: Sendable {
         decoyPasswordHash = (try? passwordHasher.hash(password: "decoy-password")) ?? ""
         operatorCookie = OperatorCookie(signingKey: cookieSigningKey, secure: configuration.secureCookies,
                                         lifetime: configuration.operatorSessionLifetime)
+    }
+
+    /// The origin for links the server hands out: `MINIHOST_PUBLIC_ORIGIN`
+    /// (or its NEXT_PUBLIC_ twin), else the request's own scheme and host.
+    func origin(for request: Request) -> String {
+        configuration.publicOrigin ?? "\(request.scheme)://\(request.host ?? "localhost")"
     }
 
     /// The router with every dialect's routes.

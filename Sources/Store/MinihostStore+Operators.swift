@@ -58,7 +58,4 @@ extension MinihostStore {
         try database.write { _ = try event.inserted($0) }
     }
 
-    public func auditEvents(limit: Int = 100) throws -> [AuditEvent] {
-        try read { try AuditEvent.order(Column("id").desc).limit(limit).fetchAll($0) }
-    }
 }

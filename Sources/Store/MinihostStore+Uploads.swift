@@ -80,75 +80,54 @@ extension MinihostStore {
     /// or all of it, and no merge is lost.
     public func applyAppDataChange(_ change: AppDataChange, uploadId: String, owner: Owner,
                                    now: Date = Date()) throws -> Upload {
-        var orphaned: Set<String> = []
-        let updated: Upload = try database.writeWithoutTransaction { db in
-            var result: Upload!
-            try db.inTransaction(.immediate) {
-                guard var upload = try ownedUpload(uploadId, owner, db), upload.state == .ready else {
-                    throw StorageError(.notFound, "upload not found")
-                }
-                if let replaced = change.replacesUploadId {
-                    guard replaced != uploadId, let old = try ownedUpload(replaced, owner, db), old.state == .ready else {
-                        throw StorageError(.notFound, "replaced upload not found")
-                    }
-                    if let blob = try purgeRow(old, now: now, db) { orphaned.insert(blob) }
-                }
-                if let patch = change.payloadPatch {
-                    var payload = Self.decodePayload(upload.appPayload)
-                    for (key, value) in patch { payload[key] = value }
-                    upload.appPayload = try Self.encodePayload(payload)
-                }
-                switch change.handledAt {
-                case .unchanged: break
-                case .set(let date): upload.appHandledAt = date
-                case .cleared: upload.appHandledAt = nil
-                }
-                try upload.update(db)
-                result = upload
-                return .commit
+        try writeReleasingBlobs { db, released in
+            guard var upload = try ownedUpload(uploadId, owner, db), upload.state == .ready else {
+                throw StorageError(.notFound, "upload not found")
             }
-            try removeUnreferencedBlobs(orphaned, db)
-            return result
+            if let replaced = change.replacesUploadId {
+                guard replaced != uploadId, let old = try ownedUpload(replaced, owner, db), old.state == .ready else {
+                    throw StorageError(.notFound, "replaced upload not found")
+                }
+                if let blob = try purgeRow(old, now: now, db) { released.insert(blob) }
+            }
+            if let patch = change.payloadPatch {
+                var payload = Self.decodePayload(upload.appPayload)
+                for (key, value) in patch { payload[key] = value }
+                upload.appPayload = try Self.encodePayload(payload)
+            }
+            switch change.handledAt {
+            case .unchanged: break
+            case .set(let date): upload.appHandledAt = date
+            case .cleared: upload.appHandledAt = nil
+            }
+            try upload.update(db)
+            return upload
         }
-        return updated
     }
 
     /// Purges the owner's upload: the row stays (state `purged`, for the audit
     /// trail), its publication goes, and its blob goes when nothing else uses it.
     public func purge(uploadId: String, owner: Owner, now: Date = Date()) throws {
-        try database.writeWithoutTransaction { db in
-            var orphaned: String?
-            try db.inTransaction(.immediate) {
-                guard let upload = try ownedUpload(uploadId, owner, db), upload.state == .ready else {
-                    throw StorageError(.notFound, "upload not found")
-                }
-                orphaned = try purgeRow(upload, now: now, db)
-                return .commit
+        try writeReleasingBlobs { db, released in
+            guard let upload = try ownedUpload(uploadId, owner, db), upload.state == .ready else {
+                throw StorageError(.notFound, "upload not found")
             }
-            if let orphaned { try removeUnreferencedBlobs([orphaned], db) }
+            if let blob = try purgeRow(upload, now: now, db) { released.insert(blob) }
         }
     }
 
     /// Purges ready uploads created before `cutoff` that no app marked handled.
     /// Returns how many were found and how many were purged.
     public func purgeUnhandled(createdBefore cutoff: Date, now: Date = Date()) throws -> (candidates: Int, purged: Int) {
-        try database.writeWithoutTransaction { db in
-            var orphaned: Set<String> = []
-            var counts = (candidates: 0, purged: 0)
-            try db.inTransaction(.immediate) {
-                let stale = try Upload
-                    .filter(Column("state") == Upload.State.ready.rawValue && Column("app_handled_at") == nil
-                            && Column("created_at") < cutoff)
-                    .fetchAll(db)
-                counts.candidates = stale.count
-                for upload in stale {
-                    if let blob = try purgeRow(upload, now: now, db) { orphaned.insert(blob) }
-                    counts.purged += 1
-                }
-                return .commit
+        try writeReleasingBlobs { db, released in
+            let stale = try Upload
+                .filter(Column("state") == Upload.State.ready.rawValue && Column("app_handled_at") == nil
+                        && Column("created_at") < cutoff)
+                .fetchAll(db)
+            for upload in stale {
+                if let blob = try purgeRow(upload, now: now, db) { released.insert(blob) }
             }
-            try removeUnreferencedBlobs(orphaned, db)
-            return counts
+            return (candidates: stale.count, purged: stale.count)
         }
     }
 

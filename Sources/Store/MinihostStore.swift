@@ -15,12 +15,11 @@ public final class MinihostStore: Sendable {
     private let readers: ThreadLocalReaders
 
     /// Opens (creating if needed) the data folder and brings the schema up to date.
-    public init(directory: DataDirectory, readerCount: Int = 8) throws {
+    public init(directory: DataDirectory) throws {
         self.directory = directory
         try directory.create()
         var configuration = Configuration()
         configuration.busyMode = .timeout(15)
-        configuration.maximumReaderCount = readerCount
         configuration.label = "minihost"
         database = try DatabasePool(path: directory.databasePath, configuration: configuration)
         try Migrations.migrator.migrate(database)
@@ -54,12 +53,22 @@ public final class MinihostStore: Sendable {
         }
     }
 
-    /// Deletes the files of `hashes` that no row references any more. Called by
-    /// the writer that just dropped references, still holding the write lock.
-    func removeUnreferencedBlobs(_ hashes: Set<String>, _ db: Database) throws {
-        for hash in hashes {
-            let references = try Upload.filter(Column("blob") == hash).fetchCount(db)
-            if references == 0 { blobs.remove(hash) }
+    /// Runs `body` in an IMMEDIATE transaction; the blob hashes it adds to
+    /// `released` (rows that stopped referencing them) are deleted after the
+    /// commit if nothing references them any more. The writer connection is
+    /// still held then, so no upload can start referencing them in between.
+    func writeReleasingBlobs<T>(_ body: (Database, inout Set<String>) throws -> T) throws -> T {
+        try database.writeWithoutTransaction { db in
+            var released: Set<String> = []
+            var result: T?
+            try db.inTransaction(.immediate) {
+                result = try body(db, &released)
+                return .commit
+            }
+            for hash in released where try Upload.filter(Column("blob") == hash).fetchCount(db) == 0 {
+                blobs.remove(hash)
+            }
+            return result!
         }
     }
 }

@@ -89,7 +89,7 @@ extension MinihostRoutes {
             _ = try store.setPublication(uploadId: uploadId, owner: .apiClient(client.clientKey), status: status)
             var answer: [String: Any] = ["ok": true, "upload_id": uploadId, "uploadId": uploadId, "status": status.rawValue]
             if status == .published {
-                answer["cache_url"] = publicOrigin(for: request) + "/minihost/cache/" + uploadId
+                answer["cache_url"] = context.origin(for: request) + "/minihost/cache/" + uploadId
             }
             return JSONResponse.make(answer)
         }

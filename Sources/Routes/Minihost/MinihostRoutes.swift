@@ -85,12 +85,6 @@ struct MinihostRoutes {
         }
     }
 
-    /// The request's own origin, or the configured public one.
-    func publicOrigin(for request: Request) -> String {
-        if let origin = configuration.publicOrigin { return origin }
-        return "\(request.scheme)://\(request.host ?? "localhost")"
-    }
-
     static func fileResponse(_ upload: Upload, store: MinihostStore, disposition: ContentDisposition.Kind,
                              cacheControl: String) -> Response {
         var headers = HTTPHeaders()

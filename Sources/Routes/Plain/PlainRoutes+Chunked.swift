@@ -57,7 +57,7 @@ extension PlainRoutes {
         } catch let error as StorageError where error.code == .notFound {
             throw HTTPErrorResponse(.badRequest, "Not found")
         } catch let error as StorageError where error.code == .invalid {
-            throw HTTPErrorResponse(.badRequest, error.detail.prefix(1).uppercased() + error.detail.dropFirst())
+            throw HTTPErrorResponse(.badRequest, Self.sentence(error.detail))
         }
         return PlainTextResponse.make("OK")
     }
@@ -105,7 +105,7 @@ extension PlainRoutes {
         } catch let error as StorageError where error.code == .notFound {
             throw HTTPErrorResponse(.badRequest, "Upload not found")
         } catch let error as StorageError where error.code == .invalid {
-            throw HTTPErrorResponse(.badRequest, error.detail.prefix(1).uppercased() + error.detail.dropFirst())
+            throw HTTPErrorResponse(.badRequest, Self.sentence(error.detail))
         } catch let error as StorageError where error.code == .io {
             context.logger.error("reassembly failed", metadata: ["session": "\(id)", "error": "\(error)"])
             throw HTTPErrorResponse(.internalServerError, "Reassemble failed")
@@ -134,6 +134,11 @@ extension PlainRoutes {
         } catch let error as StorageError where error.code == .notFound {
             throw HTTPErrorResponse(.notFound, "Folder not found")
         }
+    }
+
+    /// A store detail as the start of an `ERR …` line ("missing chunks: 3" → "Missing chunks: 3").
+    static func sentence(_ detail: String) -> String {
+        detail.prefix(1).uppercased() + detail.dropFirst()
     }
 
     /// 96 random bits, URL-safe: public link ids can't be guessed or enumerated.

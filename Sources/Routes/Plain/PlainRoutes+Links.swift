@@ -15,7 +15,7 @@ extension PlainRoutes {
     /// `withExtension`: append the file's extension (`abc.pdf`), as
     /// basicHTMLUpload's links do; the id alone still resolves.
     func links(for upload: Upload, _ request: Request, withExtension: Bool = false) -> String {
-        let origin = context.configuration.publicOrigin ?? "\(request.scheme)://\(request.host ?? "localhost")"
+        let origin = context.origin(for: request)
         var id = upload.publicId ?? upload.id
         if withExtension, let dot = upload.fileName.lastIndex(of: "."),
            case let ext = upload.fileName[upload.fileName.index(after: dot)...],
