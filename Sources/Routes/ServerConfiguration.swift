@@ -28,6 +28,9 @@ public struct ServerConfiguration: Sendable {
     public var maxChunkBytes: Int64 = 100 << 20
     /// How long an unfinished resumable upload is kept (`MINIHOST_SESSION_HOURS`, default 24).
     public var sessionLifetime: TimeInterval = 24 * 3600
+    /// How long a verified username + password skips scrypt on later requests
+    /// (`MINIHOST_CREDENTIAL_CACHE_SECONDS`, default 60; 0 turns it off).
+    public var credentialCacheLifetime: TimeInterval = 60
     /// How long an operator session lasts.
     public var operatorSessionLifetime: TimeInterval
     public var version: String
@@ -71,6 +74,13 @@ public struct ServerConfiguration: Sendable {
                 configuration.unhandledCutoff = hours * 3600
             } else {
                 warnings.append("MINIHOST_UNHANDLED_CUTOFF_HOURS=\(text) is not a number of hours; using 24")
+            }
+        }
+        if let text = environment["MINIHOST_CREDENTIAL_CACHE_SECONDS"], !text.isEmpty {
+            if let seconds = Double(text), seconds >= 0 {
+                configuration.credentialCacheLifetime = seconds
+            } else {
+                warnings.append("MINIHOST_CREDENTIAL_CACHE_SECONDS=\(text) is not a number of seconds; using 60")
             }
         }
         for (name, apply) in [

@@ -14,6 +14,7 @@ public final class ServerContext: Sendable {
     /// of logins from exhausting memory; nginx rate-limits the rest.
     let passwordHashing = ConcurrencyLimiter(limit: 2)
     let passwordHasher: Scrypt
+    let verifiedCredentials: VerifiedCredentialCache
     /// Verified against when the username is unknown, so unknown users and
     /// wrong passwords take the same time.
     let decoyPasswordHash: String
@@ -24,6 +25,7 @@ public final class ServerContext: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.passwordHasher = passwordHasher
+        verifiedCredentials = VerifiedCredentialCache(lifetime: configuration.credentialCacheLifetime)
         decoyPasswordHash = (try? passwordHasher.hash(password: "decoy-password")) ?? ""
         operatorCookie = OperatorCookie(signingKey: cookieSigningKey, secure: configuration.secureCookies,
                                         lifetime: configuration.operatorSessionLifetime)

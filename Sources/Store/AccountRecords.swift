@@ -74,3 +74,21 @@ public enum AccountCredential: Sendable, Equatable {
         }
     }
 }
+
+/// Enough of a verified credential to check it again without scrypt: who it
+/// was and the stored hash the password matched.
+public struct VerifiedAccount: Sendable, Equatable {
+    public var username: String
+    /// Set when the password was a secondary one.
+    public var secondaryId: Int64?
+    public var passwordHash: String
+
+    public init(_ credential: AccountCredential) {
+        switch credential {
+        case .primary(let user):
+            (username, secondaryId, passwordHash) = (user.username, nil, user.passwordHash)
+        case .secondary(let user, let secondary):
+            (username, secondaryId, passwordHash) = (user.username, secondary.id, secondary.passwordHash)
+        }
+    }
+}

@@ -160,16 +160,37 @@ extension MinihostStore {
             }
             if let secondary, let user, secondary.username == user.username {
                 guard try Scrypt.verify(password: password, encoded: secondary.passwordHash) else { return nil }
-                _ = try database.write { db in
-                    try SecondaryPassword.filter(Column("id") == secondary.id!)
-                        .updateAll(db, Column("last_used_at").set(to: now))
-                }
+                try markUsed(secondary, now: now)
                 return .secondary(user, secondary)
             }
         }
         let matches = try Scrypt.verify(password: password, encoded: user?.passwordHash ?? decoyHash)
         guard let user, matches else { return nil }
         return .primary(user)
+    }
+
+    /// The credential a recent ``verifyAccount(username:password:decoyHash:now:)``
+    /// returned, re-read without scrypt: nil once its password hash has changed,
+    /// the user is gone, or the secondary password was revoked.
+    public func revalidate(_ verified: VerifiedAccount, now: Date = Date()) throws -> AccountCredential? {
+        guard let user = try read({ try User.fetchOne($0, key: verified.username) }) else { return nil }
+        guard let secondaryId = verified.secondaryId else {
+            return user.passwordHash == verified.passwordHash ? .primary(user) : nil
+        }
+        let secondary = try read { db in
+            try SecondaryPassword.filter(Column("id") == secondaryId && Column("revoked_at") == nil).fetchOne(db)
+        }
+        guard let secondary, secondary.username == user.username, secondary.passwordHash == verified.passwordHash else {
+            return nil
+        }
+        try markUsed(secondary, now: now)
+        return .secondary(user, secondary)
+    }
+
+    private func markUsed(_ secondary: SecondaryPassword, now: Date) throws {
+        _ = try database.write { db in
+            try SecondaryPassword.filter(Column("id") == secondary.id!).updateAll(db, Column("last_used_at").set(to: now))
+        }
     }
 
     /// The lookup part of `sp_<12 hex>_<32 hex>`, or nil for any other password.

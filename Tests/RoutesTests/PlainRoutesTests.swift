@@ -27,6 +27,38 @@ import Testing
         #expect(missing.headers["Content-Type"]?.hasPrefix("text/plain") == true)
     }
 
+    @Test func aRememberedCredentialStopsWorkingWhenRevoked() throws {
+        let fixture = try RouteFixture()
+        _ = try fixture.store.createUser(username: "alice", password: "primary-pass", hasher: Scrypt(costLog2: 4))
+        let (_, secondary) = try fixture.store.createSecondaryPassword(
+            username: "alice", label: "ci", options: .init(), hasher: Scrypt(costLog2: 4))
+        let check = { (password: String) in self.text(self.form(fixture, "/api/cliCheckCredentials", "username=alice&password=\(password)")) }
+        #expect(check(secondary) == "VALID")
+        #expect(fixture.context.verifiedCredentials.account(username: "alice", password: secondary) != nil)
+        #expect(fixture.context.verifiedCredentials.account(username: "alice", password: secondary + "x") == nil)
+        #expect(check(secondary) == "VALID")
+        #expect(try fixture.store.revokeSecondaryPassword(username: "alice", label: "ci"))
+        #expect(check(secondary) == "INVALID")
+        #expect(fixture.context.verifiedCredentials.account(username: "alice", password: secondary) == nil)
+        #expect(check("wrong-pass") == "INVALID")
+        #expect(fixture.context.verifiedCredentials.account(username: "alice", password: "wrong-pass") == nil)
+    }
+
+    @Test func theCredentialCacheForgetsAfterItsLifetime() {
+        let cache = VerifiedCredentialCache(lifetime: 60, capacity: 2)
+        let start = Date()
+        let account = VerifiedAccount(.primary(User(username: "alice", passwordHash: "h", quotaBytes: nil, createdAt: start)))
+        cache.remember(username: "alice", password: "pw", as: account, now: start)
+        #expect(cache.account(username: "alice", password: "pw", now: start.addingTimeInterval(59)) == account)
+        #expect(cache.account(username: "alice", password: "pw", now: start.addingTimeInterval(61)) == nil)
+        #expect(cache.account(username: "alic", password: "epw", now: start) == nil)
+        for name in ["a", "b", "c"] { cache.remember(username: name, password: "pw", as: account, now: start) }
+        #expect(cache.account(username: "c", password: "pw", now: start) == account)
+        let off = VerifiedCredentialCache(lifetime: 0)
+        off.remember(username: "alice", password: "pw", as: account, now: start)
+        #expect(off.account(username: "alice", password: "pw", now: start) == nil)
+    }
+
     @Test func getMeReportsModeAndSecondaryPermissions() throws {
         let fixture = try RouteFixture()
         _ = try fixture.store.createUser(username: "alice", password: "primary-pass", hasher: Scrypt(costLog2: 4))

@@ -29,6 +29,23 @@ import Testing
         #expect(try !fixture.store.revokeSecondaryPassword(username: "alice", label: "ci"))
     }
 
+    @Test func revalidateFollowsRevocationAndPasswordChanges() throws {
+        let fixture = try TemporaryStore()
+        let decoy = try cheap.hash(password: "decoy")
+        _ = try fixture.store.createUser(username: "alice", password: "primary-pass", hasher: cheap)
+        let (_, secondary) = try fixture.store.createSecondaryPassword(username: "alice", label: "ci", options: .init(), hasher: cheap)
+        let primary = VerifiedAccount(try #require(try fixture.store.verifyAccount(username: "alice", password: "primary-pass", decoyHash: decoy)))
+        let scoped = VerifiedAccount(try #require(try fixture.store.verifyAccount(username: "alice", password: secondary, decoyHash: decoy)))
+        #expect(try fixture.store.revalidate(primary)?.user.username == "alice")
+        guard case .secondary(_, let found)? = try fixture.store.revalidate(scoped) else { Issue.record("secondary not revalidated"); return }
+        #expect(found.label == "ci")
+        var stale = primary
+        stale.passwordHash = try cheap.hash(password: "older-pass")
+        #expect(try fixture.store.revalidate(stale) == nil)
+        #expect(try fixture.store.revokeSecondaryPassword(username: "alice", label: "ci"))
+        #expect(try fixture.store.revalidate(scoped) == nil)
+    }
+
     @Test func anotherUsersSecondaryPasswordIsRefused() throws {
         let fixture = try TemporaryStore()
         let decoy = try cheap.hash(password: "decoy")

@@ -25,14 +25,21 @@ struct PlainRoutes {
     }
 
     /// The credential in `fields`; nil when username or password is missing.
-    /// Throws 401 for a wrong one.
+    /// Throws 401 for a wrong one. Recently verified credentials skip scrypt
+    /// (see ``VerifiedCredentialCache``).
     func credential(_ fields: [String: String]) throws -> AccountCredential? {
         guard let username = fields["username"], let password = fields["password"],
               !username.isEmpty, !password.isEmpty else { return nil }
+        let cache = context.verifiedCredentials
+        if let recent = cache.account(username: username, password: password) {
+            if let credential = try store.revalidate(recent) { return credential }
+            cache.forget(username: username, password: password)
+        }
         let found = try context.passwordHashing.run {
             try store.verifyAccount(username: username, password: password, decoyHash: context.decoyPasswordHash)
         }
         guard let found else { throw HTTPErrorResponse(.unauthorized, "Invalid credentials") }
+        cache.remember(username: username, password: password, as: VerifiedAccount(found))
         return found
     }
 
