@@ -60,7 +60,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "OpenSSLCryptoTests", dependencies: ["OpenSSLCrypto"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "OpenSSLCrypto"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "OpenSSLCrypto", "CLinuxShims"]),
         .testTarget(name: "RoutesTests", dependencies: ["Routes", "Store", "HTTPCore", "OpenSSLCrypto"]),
     ]
 )

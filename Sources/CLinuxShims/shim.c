@@ -1,7 +1,16 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <unistd.h>
 #include "shim.h"
 
 int minihost_start_writeback(int fd, off_t offset, off_t length) {
     return sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE);
+}
+
+int minihost_collapse_range(int fd, off_t offset, off_t length) {
+    return fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, offset, length);
+}
+
+ssize_t minihost_copy_range(int in, off_t *in_offset, int out, off_t *out_offset, size_t length) {
+    return copy_file_range(in, in_offset, out, out_offset, length, 0);
 }

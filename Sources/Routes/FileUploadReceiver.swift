@@ -11,9 +11,30 @@ public struct ReceivedFile {
     public var fields: [String: String]
 }
 
-/// Streams a multipart upload's file part into the blob store's temporary
-/// area, hashing as it goes and stopping at `maxBytes`. Whatever goes wrong,
-/// the temporary file is gone before the error reaches the caller.
+/// Where a file part's bytes go as they arrive.
+public protocol FileSink: AnyObject {
+    var size: Int64 { get }
+    func write(_ bytes: UnsafeRawBufferPointer) throws
+    /// Drops whatever was written.
+    func abandon()
+}
+
+extension BlobWriter: FileSink {}
+extension ChunkWriter: FileSink {}
+
+/// A multipart upload's file part, written to a sink but not yet finished,
+/// plus the small text fields that came with it.
+public struct ReceivedPart<Sink: FileSink> {
+    public var sink: Sink
+    /// Already sanitized (see ``DisplayName``).
+    public var fileName: String
+    public var contentType: String
+    public var fields: [String: String]
+}
+
+/// Streams a multipart upload's file part into a sink (by default a
+/// temporary blob, hashed as it goes), stopping at `maxBytes`. Whatever goes
+/// wrong, the sink is abandoned before the error reaches the caller.
 public struct FileUploadReceiver {
     public let store: MinihostStore
     public let maxBytes: Int64
@@ -27,6 +48,22 @@ public struct FileUploadReceiver {
     }
 
     public func receive(_ request: Request, tooLarge: @autoclosure () -> HTTPError) throws -> ReceivedFile {
+        let part = try receive(request, tooLarge: tooLarge()) { _, _ in try store.blobs.makeWriter() }
+        do {
+            return ReceivedFile(blob: try part.sink.finish(), fileName: part.fileName, contentType: part.contentType,
+                                fields: part.fields)
+        } catch {
+            part.sink.abandon()
+            throw error
+        }
+    }
+
+    /// Streams the file part into the sink `makeSink` returns when the part
+    /// begins. Its second argument is the part's size if the body is that
+    /// part followed only by the closing boundary, as curl and browsers send
+    /// a lone file; a guess to plan with, not a promise.
+    public func receive<Sink: FileSink>(_ request: Request, tooLarge: @autoclosure () -> HTTPError,
+                                        makeSink: @escaping (MultipartPartHeaders, Int64?) throws -> Sink) throws -> ReceivedPart<Sink> {
         guard let boundary = MultipartFormStream.boundary(fromContentType: request.contentType) else {
             throw HTTPErrorResponse(.badRequest, "Expected multipart/form-data with a \(fileField) field")
         }
@@ -34,32 +71,34 @@ public struct FileUploadReceiver {
         if let declared = request.contentLength, Int64(declared) > maxBytes + Int64(maxFieldBytes) + 16 * 1024 {
             throw tooLarge()
         }
-        let sink = Sink(store: store, fileField: fileField, maxBytes: maxBytes, maxFieldBytes: maxFieldBytes)
+        let closingLength = Int64(boundary.utf8.count + 8)  // CRLF "--" boundary "--" CRLF
+        let contentLength = request.contentLength.map(Int64.init)
+        let handler = Handler<Sink>(fileField: fileField, maxBytes: maxBytes, maxFieldBytes: maxFieldBytes) { headers in
+            try makeSink(headers, contentLength.map { $0 - headers.bodyOffset - closingLength }.flatMap { $0 > 0 ? $0 : nil })
+        }
         do {
-            try MultipartFormStream.parse(request.body, boundary: boundary, handler: sink)
-            guard let writer = sink.writer else {
+            try MultipartFormStream.parse(request.body, boundary: boundary, handler: handler)
+            guard let sink = handler.sink else {
                 throw HTTPErrorResponse(.badRequest, "Missing \(fileField) field in multipart body")
             }
-            let blob = try writer.finish()
-            sink.writer = nil
-            return ReceivedFile(blob: blob, fileName: sink.fileName, contentType: sink.contentType, fields: sink.fields)
-        } catch is Sink.FileTooLarge {
-            sink.writer?.abandon()
+            return ReceivedPart(sink: sink, fileName: handler.fileName, contentType: handler.contentType, fields: handler.fields)
+        } catch is FileTooLarge {
+            handler.sink?.abandon()
             throw tooLarge()
         } catch {
-            sink.writer?.abandon()
+            handler.sink?.abandon()
             throw error
         }
     }
 
-    private final class Sink: MultipartFormHandler {
-        struct FileTooLarge: Error {}
+    private struct FileTooLarge: Error {}
 
-        let store: MinihostStore
+    private final class Handler<Sink: FileSink>: MultipartFormHandler {
         let fileField: String
         let maxBytes: Int64
         let maxFieldBytes: Int
-        var writer: BlobWriter?
+        let makeSink: (MultipartPartHeaders) throws -> Sink
+        var sink: Sink?
         var fileName = DisplayName.fallback
         var contentType = "application/octet-stream"
         var fields: [String: String] = [:]
@@ -68,18 +107,18 @@ public struct FileUploadReceiver {
         private var current = Current.ignored
         private var sawFile = false
 
-        init(store: MinihostStore, fileField: String, maxBytes: Int64, maxFieldBytes: Int) {
-            self.store = store
+        init(fileField: String, maxBytes: Int64, maxFieldBytes: Int, makeSink: @escaping (MultipartPartHeaders) throws -> Sink) {
             self.fileField = fileField
             self.maxBytes = maxBytes
             self.maxFieldBytes = maxFieldBytes
+            self.makeSink = makeSink
         }
 
         func beginPart(_ headers: MultipartPartHeaders) throws {
             let name = headers.name ?? ""
             if name == fileField && !sawFile {
                 sawFile = true
-                writer = try store.blobs.makeWriter()
+                sink = try makeSink(headers)
                 fileName = DisplayName.sanitize(headers.fileName)
                 contentType = MediaType.sanitize(headers["Content-Type"])
                 current = .file
@@ -93,8 +132,8 @@ public struct FileUploadReceiver {
         func partBody(_ bytes: UnsafeRawBufferPointer) throws {
             switch current {
             case .file:
-                guard writer!.size + Int64(bytes.count) <= maxBytes else { throw FileTooLarge() }
-                try writer!.write(bytes)
+                guard sink!.size + Int64(bytes.count) <= maxBytes else { throw FileTooLarge() }
+                try sink!.write(bytes)
             case .field(let name, var value):
                 fieldBytes += bytes.count
                 guard fieldBytes <= maxFieldBytes else { throw HTTPErrorResponse(.payloadTooLarge, "Form fields too large") }

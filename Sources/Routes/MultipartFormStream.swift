@@ -4,6 +4,8 @@ import Glibc
 /// The headers of one `multipart/form-data` part.
 public struct MultipartPartHeaders {
     public var fields: [(name: String, value: String)] = []
+    /// Where the part's content starts in the request body.
+    public var bodyOffset: Int64 = 0
 
     public subscript(name: String) -> String? {
         let lower = name.lowercased()
@@ -125,6 +127,7 @@ public enum MultipartFormStream {
                     guard try scanner.fill() else { throw ended }
                     continue
                 }
+                headers.bodyOffset = scanner.bodyOffset
                 try handler.beginPart(headers)
                 state = .body
             case .body:
@@ -185,6 +188,12 @@ final class ByteScanner {
     private let storage: UnsafeMutableRawBufferPointer
     private(set) var start = 0
     private(set) var end = 0
+    /// Bytes put in the buffer so far, from the body or primed.
+    private var loaded: Int64 = 0
+    private var primed: Int64 = 0
+
+    /// The body offset of the first unread byte.
+    var bodyOffset: Int64 { loaded - Int64(end - start) - primed }
 
     init(body: RequestBody, capacity: Int) {
         self.body = body
@@ -196,6 +205,8 @@ final class ByteScanner {
     func prime(with bytes: [UInt8]) {
         storage.copyBytes(from: bytes)
         end = bytes.count
+        primed = Int64(bytes.count)
+        loaded = primed
     }
 
     func byte(at offset: Int) -> UInt8 { storage[start + offset] }
@@ -243,6 +254,7 @@ final class ByteScanner {
         guard end < storage.count else { return true }
         let count = try body.read(into: UnsafeMutableRawBufferPointer(rebasing: storage[end...]))
         end += count
+        loaded += Int64(count)
         return count > 0
     }
 }

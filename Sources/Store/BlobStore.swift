@@ -40,7 +40,11 @@ public struct BlobStore: Sendable {
         let inner = outer + "/" + String(file.sha256.dropFirst(2).prefix(2))
         try FileSystem.makeDirectory(outer, mode: 0o755)
         try FileSystem.makeDirectory(inner, mode: 0o755)
-        guard rename(file.temporaryPath, target) == 0 else { throw StorageError.fromErrno("rename blob") }
+        if file.placedByLink {
+            guard link(file.temporaryPath, target) == 0 else { throw StorageError.fromErrno("link blob") }
+        } else {
+            guard rename(file.temporaryPath, target) == 0 else { throw StorageError.fromErrno("rename blob") }
+        }
         try FileSystem.syncDirectory(inner)
         return true
     }
@@ -79,8 +83,9 @@ public struct BlobStore: Sendable {
         return (try? hasher.finalize()).map(Hex.encode)
     }
 
-    /// Removes temporary files not written to for `age` seconds: what a failed,
-    /// cancelled or interrupted upload left behind. Returns how many went.
+    /// Removes temporary files (and finished sessions' folders) not written to
+    /// for `age` seconds: what a failed, cancelled or interrupted upload, or a
+    /// crash, left behind. Returns how many went.
     @discardableResult
     public func sweepTemporaryFiles(olderThan age: Double) -> Int {
         let cutoff = FileSystem.now() - age
@@ -88,7 +93,7 @@ public struct BlobStore: Sendable {
         for name in FileSystem.list(directory.temporaryPath) {
             let path = directory.temporaryPath + "/" + name
             if let time = FileSystem.modificationTime(path), time < cutoff {
-                FileSystem.remove(path)
+                if FileSystem.isDirectory(path) { FileSystem.removeTree(path) } else { FileSystem.remove(path) }
                 removed += 1
             }
         }
@@ -190,17 +195,33 @@ public struct CompletedBlob: Sendable {
     public let temporaryPath: String
     public let sha256: String
     public let size: Int64
+    /// Placed with a hard link, leaving `temporaryPath` to its owner: a
+    /// finished session file stays where it is until the upload is recorded,
+    /// so a failure or crash in between loses no acknowledged chunk.
+    var placedByLink = false
+
+    public init(temporaryPath: String, sha256: String, size: Int64) {
+        self.temporaryPath = temporaryPath
+        self.sha256 = sha256
+        self.size = size
+    }
+
+    init(linking path: String, sha256: String, size: Int64) {
+        self.init(temporaryPath: path, sha256: sha256, size: size)
+        placedByLink = true
+    }
 
     /// Deletes the file if it was never placed (the transaction failed, or
-    /// the blob existed already).
+    /// the blob existed already). A linked file is left to its owner.
     public func discard() {
-        FileSystem.remove(temporaryPath)
+        if !placedByLink { FileSystem.remove(temporaryPath) }
     }
 
     /// Deletes the file on a background thread: unlinking hundreds of
     /// megabytes takes a noticeable time the request shouldn't wait for. A
     /// crash before it runs leaves a temporary file the sweep removes.
     func discardInBackground() {
+        guard !placedByLink else { return }
         let path = temporaryPath
         Thread.detachNewThread { FileSystem.remove(path) }
     }

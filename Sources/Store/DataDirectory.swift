@@ -57,6 +57,11 @@ enum FileSystem {
         return stat(path, &info) == 0 ? Int64(info.st_size) : nil
     }
 
+    static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
     static func modificationTime(_ path: String) -> Double? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }

@@ -149,6 +149,32 @@ enum Migrations {
                 t.primaryKey(["session_id", "chunk_index"])
             }
         }
+        migrator.registerMigration("v4-chunks-in-place") { db in
+            // Chunks of one size are written straight into one file per
+            // session at index × chunk_size; finish then hashes and links it
+            // instead of copying every byte again. chunk_size is fixed by the
+            // first chunk; -1 once finishing started (no more writes in place).
+            try db.alter(table: "minihost_upload_sessions") { t in
+                t.add(column: "chunk_size", .integer)
+            }
+            // file_offset: where an in-place chunk's bytes are in the session
+            // file; NULL for a chunk kept in its own file. In-place chunks
+            // aren't hashed on their own, so sha256 becomes optional.
+            try db.create(table: "minihost_upload_session_chunks_v4") { t in
+                t.column("session_id", .text).notNull().references("minihost_upload_sessions", onDelete: .cascade)
+                t.column("chunk_index", .integer).notNull()
+                t.column("size", .integer).notNull()
+                t.column("sha256", .text)
+                t.column("file_offset", .integer)
+                t.primaryKey(["session_id", "chunk_index"])
+            }
+            try db.execute(sql: """
+                INSERT INTO minihost_upload_session_chunks_v4 (session_id, chunk_index, size, sha256)
+                SELECT session_id, chunk_index, size, sha256 FROM minihost_upload_session_chunks
+                """)
+            try db.drop(table: "minihost_upload_session_chunks")
+            try db.rename(table: "minihost_upload_session_chunks_v4", to: "minihost_upload_session_chunks")
+        }
         return migrator
     }
 }

@@ -24,10 +24,6 @@ public struct SessionRequest: Sendable {
 }
 
 extension MinihostStore {
-    /// How long a finish call may hold a session in `assembling` before
-    /// another call may take over (the first one crashed).
-    static let assemblyTakeover: TimeInterval = 600
-
     /// Opens a session. `maxSize` bounds the declared size; with `quotaBytes`
     /// the owner's stored bytes plus every open session's declared size must fit.
     public func openSession(_ request: SessionRequest, maxSize: Int64, quotaBytes: Int64? = nil,
@@ -76,146 +72,190 @@ extension MinihostStore {
 
     func sessionFolder(_ id: String) -> String { directory.sessionsPath + "/" + id }
     func chunkPath(_ id: String, _ index: Int64) -> String { sessionFolder(id) + "/\(index).chunk" }
+    /// The file chunks are written into in place.
+    func sessionDataPath(_ id: String) -> String { sessionFolder(id) + "/data" }
 
-    /// Records a chunk whose bytes are complete and fsync'd in `file`. Sending
-    /// the same index again replaces it. Refused (and `file` removed) when the
-    /// session is unknown, expired or finished, the index is past the declared
-    /// size, or all chunks together would exceed it.
-    public func acceptChunk(sessionId: String, index: Int64, file: CompletedBlob, now: Date = Date()) throws {
-        do {
+    /// A writer for chunk `index`. `expectedSize` is the chunk's size as the
+    /// request announces it (nil if unknown). The session's first chunk fixes
+    /// its chunk size; chunks that fit their slot are then written in place.
+    /// Whether the session may take the chunk at all is decided when it is
+    /// accepted; this only chooses where the bytes go.
+    public func makeChunkWriter(sessionId: String, index: Int64, expectedSize: Int64?, now: Date = Date()) throws -> ChunkWriter {
+        if let slot = try inPlaceSlot(sessionId: sessionId, index: index, expectedSize: expectedSize, now: now) {
+            return ChunkWriter(sessionId: sessionId, index: index, target: .slot(slot), blobs: blobs)
+        }
+        return ChunkWriter(sessionId: sessionId, index: index, target: .ownFile(try blobs.makeWriter()), blobs: blobs)
+    }
+
+    private func inPlaceSlot(sessionId: String, index: Int64, expectedSize: Int64?, now: Date) throws -> ChunkWriter.Slot? {
+        guard let expected = expectedSize, expected > 0, index >= 0, sessionFiles.mayWriteInPlace,
+              var session = try read({ try UploadSession.fetchOne($0, key: sessionId) }),
+              session.state == .open, session.expiresAt > now else { return nil }
+        if session.chunkSize == nil {
             try writeImmediately { db in
-                guard let session = try UploadSession.fetchOne(db, key: sessionId), session.expiresAt > now else {
-                    throw StorageError(.notFound, "upload session not found")
-                }
-                guard session.state == .open else { throw StorageError(.invalid, "upload is already being finished") }
-                guard index >= 0, index <= session.declaredSize else {
-                    throw StorageError(.invalid, "chunk \(index) is past the declared size")
-                }
-                let others = try Int64.fetchOne(db, sql: """
-                    SELECT COALESCE(SUM(size), 0) FROM minihost_upload_session_chunks WHERE session_id = ? AND chunk_index != ?
-                    """, arguments: [sessionId, index]) ?? 0
-                guard others + file.size <= session.declaredSize else {
-                    throw StorageError(.invalid, "chunks exceed the declared size of \(session.declaredSize) bytes")
+                try db.execute(sql: "UPDATE minihost_upload_sessions SET chunk_size = ? WHERE id = ? AND chunk_size IS NULL",
+                               arguments: [expected, sessionId])
+            }
+            guard let fresh = try read({ try UploadSession.fetchOne($0, key: sessionId) }) else { return nil }
+            session = fresh
+        }
+        // Slots end where the file would if chunks count from 1, so no write
+        // lands far past the declared size.
+        guard let chunkSize = session.chunkSize, chunkSize > 0, expected <= chunkSize,
+              index < Int64.max / chunkSize, index * chunkSize + expected <= chunkSize + session.declaredSize else { return nil }
+        let state = try sessionFiles.state(for: sessionId) { try acknowledgedSpans(sessionId) }
+        guard state.claim(index) else { return nil }
+        // Checked after claiming: an acknowledgement recorded before our claim
+        // is visible now, and acknowledged bytes are never overwritten.
+        let recorded = try read { db in
+            try UploadSessionChunk.filter(Column("session_id") == sessionId && Column("chunk_index") == index).fetchCount(db)
+        }
+        guard recorded == 0 else { state.release(index); return nil }
+        do {
+            let descriptor = try openSessionFile(sessionId)
+            return ChunkWriter.Slot(state: state, descriptor: descriptor, offset: index * chunkSize, capacity: chunkSize)
+        } catch {
+            state.release(index)
+            throw error
+        }
+    }
+
+    /// Opens (creating, durably, on first use) the session's in-place file.
+    private func openSessionFile(_ sessionId: String) throws -> Int32 {
+        let path = sessionDataPath(sessionId)
+        var descriptor = open(path, O_RDWR | O_CLOEXEC)
+        if descriptor < 0 && errno == ENOENT {
+            try FileSystem.makeDirectory(sessionFolder(sessionId), mode: 0o700)
+            // 0644 like every blob: on finish this file becomes one.
+            descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            if descriptor >= 0 {
+                do { try FileSystem.syncDirectory(sessionFolder(sessionId)) } catch { close(descriptor); throw error }
+            }
+        }
+        guard descriptor >= 0 else { throw StorageError.fromErrno("open session file") }
+        return descriptor
+    }
+
+    func acknowledgedSpans(_ sessionId: String) throws -> [ChunkSpan] {
+        try chunks(ofSession: sessionId).compactMap { chunk in
+            chunk.fileOffset.map { ChunkSpan(index: chunk.chunkIndex, offset: $0, size: chunk.size) }
+        }
+    }
+
+    /// Makes the writer's bytes durable and records the chunk. Sending the
+    /// same index again replaces it. Refused (and the bytes dropped) when the
+    /// session is unknown, expired or being finished, the index is past the
+    /// declared size, or all chunks together would exceed it.
+    public func acceptChunk(_ writer: ChunkWriter, now: Date = Date()) throws {
+        let completed: ChunkWriter.Completed
+        do {
+            completed = try writer.complete()
+        } catch {
+            writer.abandon()
+            throw error
+        }
+        switch completed {
+        case .ownFile(let blob):
+            try acceptChunk(sessionId: writer.sessionId, index: writer.index, file: blob, now: now)
+        case .inPlace(let span, let state):
+            defer { state.release(span.index) }
+            try recordChunk(sessionId: writer.sessionId, index: span.index, size: span.size, now: now) { _ in
+                UploadSessionChunk(sessionId: writer.sessionId, chunkIndex: span.index, size: span.size,
+                                   sha256: nil, fileOffset: span.offset)
+            }
+            state.acknowledge(span)
+            state.advanceHash(path: sessionDataPath(writer.sessionId))
+        }
+    }
+
+    /// Records a chunk whose bytes are complete and fsync'd in `file` (a
+    /// chunk in a file of its own). Same rules as ``acceptChunk(_:now:)``;
+    /// `file` is removed if refused. A re-sent chunk identical to one already
+    /// in the session file is acknowledged without replacing it, so a script
+    /// that resumes by sending everything again keeps the fast finish.
+    public func acceptChunk(sessionId: String, index: Int64, file: CompletedBlob, now: Date = Date()) throws {
+        let duplicate = try inPlaceDuplicate(of: file, sessionId: sessionId, index: index)
+        var keptExisting = false
+        do {
+            try recordChunk(sessionId: sessionId, index: index, size: file.size, now: now) { db in
+                if let duplicate, try UploadSessionChunk.fetchOne(db, key: ["session_id": sessionId, "chunk_index": index]) == duplicate {
+                    keptExisting = true
+                    return nil
                 }
                 try FileSystem.makeDirectory(sessionFolder(sessionId), mode: 0o700)
                 guard rename(file.temporaryPath, chunkPath(sessionId, index)) == 0 else {
                     throw StorageError.fromErrno("store chunk")
                 }
                 try FileSystem.syncDirectory(sessionFolder(sessionId))
-                try UploadSessionChunk(sessionId: sessionId, chunkIndex: index, size: file.size, sha256: file.sha256).save(db)
+                return UploadSessionChunk(sessionId: sessionId, chunkIndex: index, size: file.size,
+                                          sha256: file.sha256, fileOffset: nil)
             }
         } catch {
             file.discard()
             throw error
         }
+        if keptExisting {
+            file.discard()
+        } else {
+            sessionFiles.existingState(for: sessionId)?.supersede(index)
+        }
     }
 
-    /// Indices missing between the first chunk (0 or 1) and the last one.
-    static func missingChunks(_ chunks: [UploadSessionChunk]) -> [Int64] {
-        let indices = Set(chunks.map(\.chunkIndex))
-        guard let last = indices.max() else { return [] }
-        let first: Int64 = indices.contains(0) ? 0 : 1
-        return (first...max(first, last)).filter { !indices.contains($0) }
+    /// The in-place record of chunk `index` if `file` holds the same bytes.
+    /// Acknowledged bytes in the session file never change, so the answer
+    /// holds for as long as the record does.
+    private func inPlaceDuplicate(of file: CompletedBlob, sessionId: String, index: Int64) throws -> UploadSessionChunk? {
+        guard let existing = try read({ db in
+            try UploadSessionChunk.fetchOne(db, key: ["session_id": sessionId, "chunk_index": index])
+        }), let offset = existing.fileOffset, existing.size == file.size else { return nil }
+        let stored = open(sessionDataPath(sessionId), O_RDONLY | O_CLOEXEC)
+        let sent = open(file.temporaryPath, O_RDONLY | O_CLOEXEC)
+        defer {
+            if stored >= 0 { close(stored) }
+            if sent >= 0 { close(sent) }
+        }
+        guard stored >= 0, sent >= 0 else { return nil }
+        let count = Int64(SessionFile.ioSize)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SessionFile.ioSize * 2, alignment: 16)
+        defer { buffer.deallocate() }
+        let storedBuffer = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<SessionFile.ioSize])
+        let sentBuffer = UnsafeMutableRawBufferPointer(rebasing: buffer[SessionFile.ioSize...])
+        var position: Int64 = 0
+        while position < existing.size {
+            let length = Int(min(count, existing.size - position))
+            guard (try? SessionFile.readFully(stored, offset: offset + position, into: storedBuffer, count: length)) != nil,
+                  (try? SessionFile.readFully(sent, offset: position, into: sentBuffer, count: length)) != nil,
+                  memcmp(storedBuffer.baseAddress!, sentBuffer.baseAddress!, length) == 0 else { return nil }
+            position += Int64(length)
+        }
+        return existing
     }
 
-    /// Assembles the chunks in order into one stored upload. Safe to call
-    /// twice or concurrently: one call assembles, the others see `inProgress`
-    /// and then `completed` with the same upload. Missing chunks or too few
-    /// bytes are `invalid`, naming what is missing; nothing changes then.
-    public func finishSession(id: String, owner: Owner, now: Date = Date(),
-                              configure: (inout Upload) throws -> Void = { _ in }) throws -> SessionFinish {
-        let claim: FinishClaim = try writeImmediately { db in
-            guard let session = try UploadSession.fetchOne(db, key: id), session.owner == owner else {
+    /// Checks the session can take the chunk, then saves `makeRecord`'s row,
+    /// all under the write lock.
+    /// `makeRecord` returning nil keeps the existing row.
+    private func recordChunk(sessionId: String, index: Int64, size: Int64, now: Date,
+                             makeRecord: (Database) throws -> UploadSessionChunk?) throws {
+        try writeImmediately { db in
+            guard let session = try UploadSession.fetchOne(db, key: sessionId), session.expiresAt > now else {
                 throw StorageError(.notFound, "upload session not found")
             }
-            if session.state == .completed { return .alreadyCompleted }
-            guard session.expiresAt > now else { throw StorageError(.notFound, "upload session not found") }
-            if session.state == .assembling, let since = session.assemblingSince,
-               now.timeIntervalSince(since) < Self.assemblyTakeover { return .busy }
-            let chunks = try UploadSessionChunk.filter(Column("session_id") == id).order(Column("chunk_index")).fetchAll(db)
-            let missing = Self.missingChunks(chunks)
-            guard missing.isEmpty else {
-                throw StorageError(.invalid, "missing chunks: \(missing.map(String.init).joined(separator: ","))")
+            guard session.state == .open else { throw StorageError(.invalid, "upload is already being finished") }
+            guard index >= 0, index <= session.declaredSize else {
+                throw StorageError(.invalid, "chunk \(index) is past the declared size")
             }
-            let received = chunks.reduce(Int64(0)) { $0 + $1.size }
-            guard received == session.declaredSize else {
-                throw StorageError(.invalid, "received \(received) of \(session.declaredSize) bytes; chunks after \(chunks.last?.chunkIndex ?? 0) are missing")
+            let others = try Int64.fetchOne(db, sql: """
+                SELECT COALESCE(SUM(size), 0) FROM minihost_upload_session_chunks WHERE session_id = ? AND chunk_index != ?
+                """, arguments: [sessionId, index]) ?? 0
+            guard others + size <= session.declaredSize else {
+                throw StorageError(.invalid, "chunks exceed the declared size of \(session.declaredSize) bytes")
             }
-            var assembling = session
-            assembling.state = .assembling
-            assembling.assemblingSince = now
-            try assembling.update(db)
-            return .assemble(assembling, chunks)
-        }
-        let session: UploadSession, chunks: [UploadSessionChunk]
-        switch claim {
-        case .alreadyCompleted:
-            return try completedUpload(ofSession: id).map(SessionFinish.completed) ?? .inProgress
-        case .busy:
-            return .inProgress
-        case .assemble(let claimed, let claimedChunks):
-            (session, chunks) = (claimed, claimedChunks)
-        }
-        do {
-            let upload = try assemble(session, chunks, now: now, configure: configure)
-            FileSystem.removeTree(sessionFolder(id))
-            return .completed(upload)
-        } catch {
-            _ = try? writeImmediately { db in
-                try UploadSession.filter(Column("id") == id)
-                    .updateAll(db, Column("state").set(to: "open"), Column("assembling_since").set(to: nil))
-            }
-            throw error
-        }
-    }
-
-    private enum FinishClaim {
-        case alreadyCompleted, busy
-        case assemble(UploadSession, [UploadSessionChunk])
-    }
-
-    private func assemble(_ session: UploadSession, _ chunks: [UploadSessionChunk], now: Date,
-                          configure: (inout Upload) throws -> Void) throws -> Upload {
-        let writer = try blobs.makeWriter()
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        for chunk in chunks {
-            let descriptor = open(chunkPath(session.id, chunk.chunkIndex), O_RDONLY | O_CLOEXEC)
-            guard descriptor >= 0 else { writer.abandon(); throw StorageError.fromErrno("open chunk \(chunk.chunkIndex)") }
-            defer { close(descriptor) }
-            while true {
-                let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-                if count < 0 && errno == EINTR { continue }
-                if count < 0 { writer.abandon(); throw StorageError.fromErrno("read chunk \(chunk.chunkIndex)") }
-                if count == 0 { break }
-                try buffer.withUnsafeBytes { try writer.write(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
-            }
-        }
-        let file = try writer.finish()
-        guard file.size == session.declaredSize else {
-            file.discard()
-            throw StorageError(.io, "assembled \(file.size) bytes, expected \(session.declaredSize)")
-        }
-        return try commitUpload(file, owner: session.owner, fileName: session.fileName, contentType: session.contentType,
-                                now: now, configure: { upload in
-                                    upload.folderId = session.folderId
-                                    try configure(&upload)
-                                }, alsoInTransaction: { db, upload in
-                                    try UploadSession.filter(Column("id") == session.id).updateAll(
-                                        db, Column("state").set(to: "completed"), Column("upload_id").set(to: upload.id))
-                                    try UploadSessionChunk.filter(Column("session_id") == session.id).deleteAll(db)
-                                })
-    }
-
-    private func completedUpload(ofSession id: String) throws -> Upload? {
-        try read { db in
-            try Upload.fetchOne(db, sql: """
-                SELECT u.* FROM minihost_uploads u JOIN minihost_upload_sessions s ON s.upload_id = u.id WHERE s.id = ?
-                """, arguments: [id])
+            try makeRecord(db)?.save(db)
         }
     }
 
     /// Deletes sessions past their expiry (and finished ones a day after it),
-    /// with their chunk files, and chunk folders no session owns. Returns how
+    /// with their chunk files, and chunk folders no open session owns. Returns how
     /// many sessions went.
     /// Runs under the write lock, so a chunk being accepted (which creates its
     /// folder and row in one write) is never mistaken for an orphan.
@@ -227,10 +267,13 @@ extension MinihostStore {
                 WHERE (state != 'completed' AND expires_at <= ?) OR (state = 'completed' AND expires_at <= ?)
                 """, arguments: [now, now.addingTimeInterval(-24 * 3600)])
             try UploadSession.filter(keys: ids).deleteAll(db)
-            let live = Set(try String.fetchAll(db, sql: "SELECT id FROM minihost_upload_sessions"))
-            for name in FileSystem.list(directory.sessionsPath) where !live.contains(name) {
+            // A finished session's folder is normally gone already; one left
+            // by a crash holds nothing the stored upload needs.
+            let live = Set(try String.fetchAll(db, sql: "SELECT id FROM minihost_upload_sessions WHERE state != 'completed'"))
+            for name in FileSystem.list(directory.sessionsPath) where !live.contains(name) && !name.hasPrefix(".") {
                 FileSystem.removeTree(directory.sessionsPath + "/" + name)
             }
+            for id in ids { sessionFiles.remove(id) }
             return ids.count
         }
     }

@@ -13,6 +13,8 @@ public final class MinihostStore: Sendable {
     public let blobs: BlobStore
     let database: DatabasePool
     private let readers: ThreadLocalReaders
+    /// Coordinates chunks written in place (see ``ChunkWriter``).
+    let sessionFiles: SessionFileRegistry
 
     /// Opens (creating if needed) the data folder and brings the schema up to date.
     public init(directory: DataDirectory) throws {
@@ -25,6 +27,7 @@ public final class MinihostStore: Sendable {
         try Migrations.migrator.migrate(database)
         readers = ThreadLocalReaders(path: directory.databasePath, configuration: configuration)
         blobs = BlobStore(directory: directory)
+        sessionFiles = SessionFileRegistry(sessionsPath: directory.sessionsPath)
     }
 
     /// Reads on the calling thread's own connection (see ``ThreadLocalReaders``).

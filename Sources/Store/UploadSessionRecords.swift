@@ -29,27 +29,39 @@ public struct UploadSession: Codable, FetchableRecord, PersistableRecord, Sendab
     public var uploadId: String?
     public var createdAt: Date
     public var expiresAt: Date
+    /// The slot each chunk gets in the session file (chunk `i` at `i × chunkSize`),
+    /// fixed by the first chunk written in place; nil before that, and
+    /// ``sealedChunkSize`` once finishing has started.
+    public var chunkSize: Int64?
+
+    /// `chunkSize` once a finish call has claimed the session: later chunks
+    /// (which will be refused anyway) go to files of their own.
+    static let sealedChunkSize: Int64 = -1
 
     enum CodingKeys: String, CodingKey {
         case id, ownerKind = "owner_kind", ownerId = "owner_id", fileName = "file_name", contentType = "content_type"
         case declaredSize = "declared_size", folderId = "folder_id", options, state, assemblingSince = "assembling_since"
-        case uploadId = "upload_id", createdAt = "created_at", expiresAt = "expires_at"
+        case uploadId = "upload_id", createdAt = "created_at", expiresAt = "expires_at", chunkSize = "chunk_size"
     }
 
     public var owner: Owner { Owner(kind: ownerKind, id: ownerId) }
 }
 
-/// One acknowledged chunk: its bytes are on disk and fsync'd.
+/// One acknowledged chunk: its bytes are on disk and fsync'd, either in the
+/// session file at `fileOffset` or in a file of its own.
 public struct UploadSessionChunk: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
     public static let databaseTableName = "minihost_upload_session_chunks"
 
     public var sessionId: String
     public var chunkIndex: Int64
     public var size: Int64
-    public var sha256: String
+    /// Set for a chunk in its own file (hashed as it arrived).
+    public var sha256: String?
+    /// Where the bytes start in the session file; nil for a chunk in its own file.
+    public var fileOffset: Int64?
 
     enum CodingKeys: String, CodingKey {
-        case sessionId = "session_id", chunkIndex = "chunk_index", size, sha256
+        case sessionId = "session_id", chunkIndex = "chunk_index", size, sha256, fileOffset = "file_offset"
     }
 }
 

@@ -93,6 +93,33 @@ def test_resumable_upload_with_parallel_out_of_order_chunks(server, tmp_path):
     assert requests.get(small["Raw"]).headers["Content-Disposition"].startswith("attachment;")
 
 
+def test_equal_chunks_counted_from_one_are_written_in_place(server, tmp_path):
+    """The spec's example counts chunks from 1. Equal chunks go straight into
+    the session file (no chunk files), and finish drops the empty first slot."""
+    _, secret = make_user(server)
+    chunk = 1024 * 1024
+    data = os.urandom(4 * chunk + 4321)
+    _, upload_id = init(server, secret, len(data))
+    indices = [1, 2, 3, 4, 5]
+    assert send_chunk(server, upload_id, 1, data[:chunk], tmp_path) == (200, "OK")  # fixes the slot size
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda i: send_chunk(server, upload_id, i, data[(i - 1) * chunk:i * chunk], tmp_path),
+                                indices[1:][::-1]))
+    assert all(r == (200, "OK") for r in results), results
+    rows = server.db("SELECT chunk_index, file_offset FROM minihost_upload_session_chunks ORDER BY chunk_index")
+    assert rows == [(i, i * chunk) for i in indices]
+    session_folder = os.path.join(server.data, "sessions", upload_id)
+    assert os.listdir(session_folder) == ["data"]
+    # A resumed script sends everything again: identical bytes keep the chunks in place.
+    assert send_chunk(server, upload_id, 3, data[2 * chunk:3 * chunk], tmp_path) == (200, "OK")
+    assert server.db("SELECT COUNT(*) FROM minihost_upload_session_chunks WHERE file_offset IS NULL") == [(0,)]
+    status, body = finish(server, secret, upload_id)
+    assert status == 200, body
+    raw = requests.get(parse_links(body)["Raw"])
+    assert raw.content == data
+    assert not os.path.exists(session_folder)
+
+
 def test_concurrent_finishes_make_one_file(server, tmp_path):
     _, secret = make_user(server)
     data = os.urandom(3 * 1024 * 1024)

@@ -3,9 +3,20 @@
 
 #include <sys/types.h>
 
+// Swift's Glibc module doesn't define _GNU_SOURCE, which declares these
+// Linux calls; each returns what the call does (-1 with errno on failure).
+
 /// Starts writeback of a file range without waiting for it
-/// (sync_file_range with SYNC_FILE_RANGE_WRITE). Returns 0, or -1 with errno.
-/// Swift's Glibc module doesn't define _GNU_SOURCE, which declares it.
+/// (sync_file_range with SYNC_FILE_RANGE_WRITE).
 int minihost_start_writeback(int fd, off_t offset, off_t length);
+
+/// Removes `length` bytes at `offset` from a file, shifting the rest down
+/// (fallocate with FALLOC_FL_COLLAPSE_RANGE). ext4 and XFS support it for
+/// block-aligned ranges; other file systems fail with EOPNOTSUPP or EINVAL.
+int minihost_collapse_range(int fd, off_t offset, off_t length);
+
+/// Copies up to `length` bytes between files inside the kernel
+/// (copy_file_range). Returns the bytes copied, 0 at the end of `in`.
+ssize_t minihost_copy_range(int in, off_t *in_offset, int out, off_t *out_offset, size_t length);
 
 #endif

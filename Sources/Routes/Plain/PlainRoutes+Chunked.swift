@@ -51,9 +51,11 @@ extension PlainRoutes {
         }
         let limit = min(context.configuration.maxChunkBytes, session.declaredSize)
         let received = try FileUploadReceiver(store: store, maxBytes: limit)
-            .receive(request, tooLarge: HTTPErrorResponse(.payloadTooLarge, "Chunk too large"))
+            .receive(request, tooLarge: HTTPErrorResponse(.payloadTooLarge, "Chunk too large")) { _, expectedSize in
+                try store.makeChunkWriter(sessionId: id, index: index, expectedSize: expectedSize)
+            }
         do {
-            try store.acceptChunk(sessionId: id, index: index, file: received.blob)
+            try store.acceptChunk(received.sink)
         } catch let error as StorageError where error.code == .notFound {
             throw HTTPErrorResponse(.badRequest, "Not found")
         } catch let error as StorageError where error.code == .invalid {

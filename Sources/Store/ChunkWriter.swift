@@ -1,0 +1,141 @@
+import CLinuxShims
+import Foundation
+import Glibc
+
+/// Receives one chunk of a resumable upload, from
+/// ``MinihostStore/makeChunkWriter(sessionId:index:expectedSize:)``; hand it
+/// to ``MinihostStore/acceptChunk(_:now:)`` once the bytes are all written.
+///
+/// A chunk of the session's usual size goes straight into the session file at
+/// `index × chunkSize`, so finish needn't copy it. Anything else (an irregular
+/// size, a re-sent chunk, a second process) goes to a temporary file of its
+/// own. A chunk that turns out larger than its slot moves to its own file
+/// mid-way; the bytes stay the same. Dropped without being accepted, the
+/// writer removes its temporary file and frees its slot.
+public final class ChunkWriter {
+    public let sessionId: String
+    public let index: Int64
+    public private(set) var size: Int64 = 0
+
+    /// A chunk slot in the session file.
+    final class Slot {
+        let state: SessionFileState
+        let descriptor: Int32
+        let offset: Int64
+        let capacity: Int64
+        var writebackStarted: Int64 = 0
+
+        init(state: SessionFileState, descriptor: Int32, offset: Int64, capacity: Int64) {
+            self.state = state
+            self.descriptor = descriptor
+            self.offset = offset
+            self.capacity = capacity
+        }
+    }
+
+    enum Target {
+        case slot(Slot)
+        case ownFile(BlobWriter)
+        case done
+    }
+
+    /// Fsync'd bytes, ready to record.
+    enum Completed {
+        case inPlace(ChunkSpan, SessionFileState)
+        case ownFile(CompletedBlob)
+    }
+
+    private let blobs: BlobStore
+    private(set) var target: Target
+    /// Writeback starts every so often, so the fsync at the end waits for little.
+    private static let writebackStep: Int64 = 1 << 20
+
+    init(sessionId: String, index: Int64, target: Target, blobs: BlobStore) {
+        self.sessionId = sessionId
+        self.index = index
+        self.target = target
+        self.blobs = blobs
+    }
+
+    deinit { abandon() }
+
+    /// Whether the bytes so far went into the session file.
+    public var isInPlace: Bool {
+        if case .slot = target { return true }
+        return false
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        guard !bytes.isEmpty else { return }
+        switch target {
+        case .slot(let slot):
+            if size + Int64(bytes.count) > slot.capacity {
+                try moveToOwnFile(slot)
+                return try write(bytes)
+            }
+            try slot.state.beginWrite()
+            defer { slot.state.endWrite() }
+            try SessionFile.writeAll(slot.descriptor, bytes, at: slot.offset + size)
+            size += Int64(bytes.count)
+            if size - slot.writebackStarted >= Self.writebackStep {
+                _ = minihost_start_writeback(slot.descriptor, off_t(slot.offset + slot.writebackStarted),
+                                             off_t(size - slot.writebackStarted))
+                slot.writebackStarted = size
+            }
+        case .ownFile(let writer):
+            try writer.write(bytes)
+            size += Int64(bytes.count)
+        case .done:
+            throw StorageError(.invalid, "chunk writer already finished")
+        }
+    }
+
+    /// Copies what went into the slot to a temporary file and carries on there.
+    private func moveToOwnFile(_ slot: Slot) throws {
+        let writer = try blobs.makeWriter()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SessionFile.ioSize, alignment: 16)
+        defer { buffer.deallocate() }
+        do {
+            try SessionFile.readRange(slot.descriptor, offset: slot.offset, count: size, buffer: buffer) { try writer.write($0) }
+        } catch {
+            writer.abandon()
+            throw error
+        }
+        close(slot.descriptor)
+        slot.state.release(index)
+        target = .ownFile(writer)
+    }
+
+    /// Makes the bytes durable and hands them over; the writer is done after this.
+    func complete() throws -> Completed {
+        switch target {
+        case .slot(let slot):
+            try slot.state.beginWrite()  // sealed since? then finish owns the file: refuse.
+            defer { slot.state.endWrite() }
+            if fdatasync(slot.descriptor) != 0 { throw StorageError.fromErrno("fsync session file") }
+            close(slot.descriptor)
+            target = .done
+            return .inPlace(ChunkSpan(index: index, offset: slot.offset, size: size), slot.state)
+        case .ownFile(let writer):
+            let blob = try writer.finish()
+            target = .done
+            return .ownFile(blob)
+        case .done:
+            throw StorageError(.invalid, "chunk writer already finished")
+        }
+    }
+
+    /// Frees the slot or removes the temporary file.
+    public func abandon() {
+        switch target {
+        case .slot(let slot):
+            close(slot.descriptor)
+            slot.state.release(index)
+        case .ownFile(let writer):
+            writer.abandon()
+        case .done:
+            break
+        }
+        target = .done
+    }
+}

@@ -1,0 +1,290 @@
+import Foundation
+import Glibc
+import OpenSSLCrypto
+
+/// Where one acknowledged chunk's bytes are in its session file.
+struct ChunkSpan: Hashable, Sendable {
+    var index: Int64
+    var offset: Int64
+    var size: Int64
+}
+
+/// What this process knows about one session file that chunks are written
+/// into in place: which slots are being written, which are acknowledged, and
+/// how far a running SHA-256 of the file has got.
+///
+/// The database stays the authority on what is acknowledged; this state only
+/// lets writers avoid each other and lets finish skip re-reading the file.
+/// A restart loses it, and finish then hashes from the file.
+///
+/// - Slots: one writer per chunk index at a time (``claim(_:)``). A second
+///   request for the same index, or one for an index already acknowledged,
+///   writes a file of its own, so acknowledged bytes are never overwritten.
+/// - Sealing: finish calls ``seal()``, which waits for writes in progress and
+///   then refuses every later one.
+final class SessionFileState: @unchecked Sendable {
+    /// The running hash of acknowledged chunks that follow each other from `start`.
+    final class HashProgress {
+        let start: Int64
+        private(set) var end: Int64
+        private(set) var spans: [ChunkSpan] = []
+        let hasher: SHA256Hasher
+
+        init(start: Int64) throws {
+            self.start = start
+            end = start
+            hasher = try SHA256Hasher()
+        }
+
+        /// Hashes `span`'s bytes from `descriptor`; it must start at `end`.
+        func consume(_ span: ChunkSpan, from descriptor: Int32, buffer: UnsafeMutableRawBufferPointer) throws {
+            precondition(span.offset == end)
+            try SessionFile.readRange(descriptor, offset: span.offset, count: span.size, buffer: buffer) { try hasher.update($0) }
+            end += span.size
+            spans.append(span)
+        }
+    }
+
+    private var mutex = pthread_mutex_t()
+    private var changed = pthread_cond_t()
+    private(set) var sealed = false
+    private var claimed: Set<Int64> = []
+    private var activeWrites = 0
+    /// Acknowledged in-place chunks by offset, which is how the hash finds the next one.
+    private var acknowledged: [Int64: ChunkSpan] = [:]
+    private var progress: HashProgress?
+    private var hashing = false
+    /// Bumped whenever `progress` is dropped, so a hashing pass that ran
+    /// unlocked knows its result is stale.
+    private var generation = 0
+    private(set) var lastUsed = FileSystem.now()
+
+    init(acknowledged spans: [ChunkSpan]) {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&changed, nil)
+        for span in spans { acknowledged[span.offset] = span }
+    }
+
+    deinit {
+        pthread_cond_destroy(&changed)
+        pthread_mutex_destroy(&mutex)
+    }
+
+    private func locked<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        lastUsed = FileSystem.now()
+        return try body()
+    }
+
+    /// Takes chunk `index`'s slot; false when it's being written or the file is sealed.
+    func claim(_ index: Int64) -> Bool {
+        locked {
+            guard !sealed, !claimed.contains(index) else { return false }
+            claimed.insert(index)
+            return true
+        }
+    }
+
+    /// Gives the slot back: after its chunk was recorded, or abandoned.
+    func release(_ index: Int64) {
+        locked { _ = claimed.remove(index) }
+    }
+
+    /// Brackets one write into the file; throws once the file is sealed.
+    func beginWrite() throws {
+        try locked {
+            guard !sealed else { throw StorageError(.invalid, "upload is already being finished") }
+            activeWrites += 1
+        }
+    }
+
+    func endWrite() {
+        locked {
+            activeWrites -= 1
+            if activeWrites == 0 { pthread_cond_broadcast(&changed) }
+        }
+    }
+
+    /// Records an acknowledged in-place chunk. Chunk 0 arriving after a hash
+    /// was started at chunk 1 (a client counting from 0 whose first chunk came
+    /// late) restarts the hash from the file's start.
+    func acknowledge(_ span: ChunkSpan) {
+        locked {
+            acknowledged[span.offset] = span
+            if span.offset == 0, let progress, progress.start != 0 { dropProgress() }
+        }
+    }
+
+    /// Chunk `index` now lives in a file of its own: its old bytes here no
+    /// longer count, nor does a hash that covered them.
+    func supersede(_ index: Int64) {
+        locked {
+            guard let old = acknowledged.values.first(where: { $0.index == index }) else { return }
+            acknowledged[old.offset] = nil
+            if let progress, progress.spans.contains(old) { dropProgress() }
+        }
+    }
+
+    private func dropProgress() {
+        progress = nil
+        generation += 1
+    }
+
+    /// Hashes acknowledged chunks that continue the running hash, reading
+    /// them back from `path` (they were just written, so from the page cache).
+    /// Called after each acknowledgement; returns at once if another thread
+    /// is already hashing, which then also picks up this chunk.
+    func advanceHash(path: String) {
+        pthread_mutex_lock(&mutex)
+        if hashing || sealed { pthread_mutex_unlock(&mutex); return }
+        if progress == nil {
+            // Clients count chunks from 0 or from 1: start at chunk 0 if it's
+            // here, else speculatively at chunk 1.
+            let first = acknowledged[0] ?? acknowledged.values.first { $0.index == 1 }
+            guard let first, let fresh = try? HashProgress(start: first.offset) else {
+                pthread_mutex_unlock(&mutex); return
+            }
+            progress = fresh
+        }
+        hashing = true
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SessionFile.ioSize, alignment: 16)
+        defer {
+            buffer.deallocate()
+            if descriptor >= 0 { close(descriptor) }
+            hashing = false
+            pthread_cond_broadcast(&changed)
+            pthread_mutex_unlock(&mutex)
+        }
+        if descriptor < 0 { dropProgress(); return }
+        while !sealed, let running = progress, let next = acknowledged[running.end] {
+            let started = generation
+            pthread_mutex_unlock(&mutex)
+            let failed = (try? running.consume(next, from: descriptor, buffer: buffer)) == nil
+            pthread_mutex_lock(&mutex)
+            if failed && generation == started { dropProgress() }
+        }
+    }
+
+    /// Refuses later writes and hashing, and waits for those in progress.
+    /// Returns the running hash, if one was kept.
+    func seal() -> HashProgress? {
+        locked {
+            sealed = true
+            while activeWrites > 0 || hashing { pthread_cond_wait(&changed, &mutex) }
+            return progress
+        }
+    }
+}
+
+/// The in-place states of this process's sessions.
+///
+/// Only one process may write chunks in place into a data folder, because
+/// slots and sealing are coordinated in memory: the first store to ask takes
+/// an exclusive lock on `sessions/.in-place.lock` for its lifetime. Any other
+/// process (a second worker pool on the same folder) writes every chunk to a
+/// file of its own, which is slower but just as safe.
+final class SessionFileRegistry: @unchecked Sendable {
+    private let lockPath: String
+    private var mutex = pthread_mutex_t()
+    private var states: [String: SessionFileState] = [:]
+    private var lockDescriptor: Int32?
+    /// States unused this long are dropped (their sessions have expired).
+    private let idleLimit: Double = 2 * 24 * 3600
+
+    init(sessionsPath: String) {
+        lockPath = sessionsPath + "/.in-place.lock"
+        pthread_mutex_init(&mutex, nil)
+    }
+
+    deinit {
+        if let lockDescriptor, lockDescriptor >= 0 { close(lockDescriptor) }
+        pthread_mutex_destroy(&mutex)
+    }
+
+    /// Whether this process writes chunks in place (it holds the lock).
+    var mayWriteInPlace: Bool {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        if lockDescriptor == nil {
+            var descriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            if descriptor >= 0 && flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+                close(descriptor)
+                descriptor = -1
+            }
+            lockDescriptor = descriptor
+        }
+        return lockDescriptor! >= 0
+    }
+
+    /// The session's state, made from its acknowledged chunks if new.
+    func state(for sessionId: String, acknowledged: () throws -> [ChunkSpan]) rethrows -> SessionFileState {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        if let state = states[sessionId] { return state }
+        let now = FileSystem.now()
+        states = states.filter { now - $0.value.lastUsed < idleLimit }
+        let state = SessionFileState(acknowledged: try acknowledged())
+        states[sessionId] = state
+        return state
+    }
+
+    /// The state if this process has one.
+    func existingState(for sessionId: String) -> SessionFileState? {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return states[sessionId]
+    }
+
+    func remove(_ sessionId: String) {
+        pthread_mutex_lock(&mutex)
+        states[sessionId] = nil
+        pthread_mutex_unlock(&mutex)
+    }
+}
+
+/// File operations on session files, with errno turned into ``StorageError``.
+enum SessionFile {
+    static let ioSize = 1 << 20
+
+    /// Calls `body` with the bytes of `offset..<offset+count`, a buffer at a time.
+    static func readRange(_ descriptor: Int32, offset: Int64, count: Int64, buffer: UnsafeMutableRawBufferPointer,
+                          _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var position = offset
+        let end = offset + count
+        while position < end {
+            let want = Int(min(Int64(buffer.count), end - position))
+            let got = pread(descriptor, buffer.baseAddress, want, off_t(position))
+            if got < 0 && errno == EINTR { continue }
+            if got < 0 { throw StorageError.fromErrno("read session file") }
+            if got == 0 { throw StorageError(.io, "session file ends at \(position), expected \(end) bytes") }
+            try body(UnsafeRawBufferPointer(start: buffer.baseAddress, count: got))
+            position += Int64(got)
+        }
+    }
+
+    /// Reads exactly `count` bytes at `offset` into the start of `buffer`.
+    static func readFully(_ descriptor: Int32, offset: Int64, into buffer: UnsafeMutableRawBufferPointer, count: Int) throws {
+        var done = 0
+        while done < count {
+            let got = pread(descriptor, buffer.baseAddress! + done, count - done, off_t(offset + Int64(done)))
+            if got < 0 && errno == EINTR { continue }
+            if got < 0 { throw StorageError.fromErrno("read session file") }
+            if got == 0 { throw StorageError(.io, "file ends before \(offset + Int64(count))") }
+            done += got
+        }
+    }
+
+    static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
+        var done = 0
+        while done < bytes.count {
+            let written = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset + Int64(done)))
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw StorageError.fromErrno("write session file")
+            }
+            done += written
+        }
+    }
+}

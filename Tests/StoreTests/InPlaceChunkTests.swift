@@ -1,0 +1,179 @@
+import CLinuxShims
+import Foundation
+import Glibc
+import OpenSSLCrypto
+import Testing
+@testable import Store
+
+/// Chunks written straight into the session file, and every way a client
+/// can stray from equal chunks: each must still give the exact bytes.
+@Suite struct InPlaceChunkTests {
+    let owner = Owner(kind: "user", id: "alice")
+    let slot = 4096
+
+    func data(_ count: Int, seed: UInt8 = 0) -> [UInt8] {
+        (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 11) ^ seed }
+    }
+
+    func open(_ store: MinihostStore, size: Int) throws -> UploadSession {
+        try store.openSession(SessionRequest(owner: owner, fileName: "v.bin", declaredSize: Int64(size)), maxSize: 1 << 30)
+    }
+
+    /// Sends `bytes` as chunk `index`, announcing `expected` bytes; returns whether it went in place.
+    @discardableResult
+    func send(_ store: MinihostStore, _ session: UploadSession, _ index: Int, _ bytes: ArraySlice<UInt8>,
+              expected: Int? = nil) throws -> Bool {
+        let writer = try store.makeChunkWriter(sessionId: session.id, index: Int64(index),
+                                               expectedSize: Int64(expected ?? bytes.count))
+        let inPlace = writer.isInPlace
+        try Array(bytes).withUnsafeBytes { try writer.write($0) }
+        try store.acceptChunk(writer)
+        return inPlace
+    }
+
+    func finish(_ store: MinihostStore, _ session: UploadSession) throws -> Upload {
+        guard case .completed(let upload) = try store.finishSession(id: session.id, owner: owner) else {
+            throw StorageError(.invalid, "finish did not complete")
+        }
+        return upload
+    }
+
+    func stored(_ store: MinihostStore, _ upload: Upload) throws -> [UInt8] {
+        [UInt8](try Data(contentsOf: URL(fileURLWithPath: store.blobs.path(for: upload.sha256))))
+    }
+
+    func inode(_ path: String) -> UInt64? {
+        var info = stat()
+        return stat(path, &info) == 0 ? UInt64(info.st_ino) : nil
+    }
+
+    /// Whether this file system can drop a leading range (ext4, XFS).
+    func canCollapse(in folder: String) -> Bool {
+        let path = folder + "/collapse-probe"
+        let descriptor = Glibc.open(path, O_RDWR | O_CREAT, 0o600)
+        defer { close(descriptor); unlink(path) }
+        var block = [UInt8](repeating: 1, count: 3 * 65536)
+        guard write(descriptor, &block, block.count) == block.count else { return false }
+        return minihost_collapse_range(descriptor, 0, 65536) == 0
+    }
+
+    @Test func equalChunksInAnyOrderBecomeTheBlobWithoutACopy() throws {
+        let fixture = try TemporaryStore()
+        let bytes = data(10_000)
+        let session = try open(fixture.store, size: bytes.count)
+        // The first chunk to arrive fixes the slot size, so it must be a full one.
+        for index in [1, 2, 0] {
+            let start = index * slot
+            #expect(try send(fixture.store, session, index, bytes[start..<min(bytes.count, start + slot)], expected: index == 2 ? nil : slot))
+        }
+        #expect(try fixture.store.chunks(ofSession: session.id).allSatisfy { $0.fileOffset == $0.chunkIndex * Int64(slot) })
+        let sessionFile = inode(fixture.store.sessionDataPath(session.id))
+        let upload = try finish(fixture.store, session)
+        #expect(try upload.sha256 == SHA256Hasher.hexDigest(of: bytes))
+        #expect(try stored(fixture.store, upload) == bytes)
+        #expect(inode(fixture.store.blobs.path(for: upload.sha256)) == sessionFile)
+        #expect(!FileManager.default.fileExists(atPath: fixture.store.sessionFolder(session.id)))
+        #expect(fixture.temporaryFiles().isEmpty)
+    }
+
+    @Test func chunksCountedFromOneLoseTheEmptyFirstSlot() throws {
+        let fixture = try TemporaryStore()
+        let bytes = data(3 * slot + 100)
+        let session = try open(fixture.store, size: bytes.count)
+        for index in [2, 4, 1, 3] {
+            let start = (index - 1) * slot
+            #expect(try send(fixture.store, session, index, bytes[start..<min(bytes.count, start + slot)], expected: index == 4 ? nil : slot))
+        }
+        let sessionFile = inode(fixture.store.sessionDataPath(session.id))
+        let collapses = canCollapse(in: fixture.store.sessionFolder(session.id))
+        let upload = try finish(fixture.store, session)
+        #expect(try stored(fixture.store, upload) == bytes)
+        #expect(try upload.sha256 == SHA256Hasher.hexDigest(of: bytes))
+        if collapses { #expect(inode(fixture.store.blobs.path(for: upload.sha256)) == sessionFile) }
+    }
+
+    @Test func aResentChunkNeverOverwritesAcknowledgedBytes() throws {
+        let fixture = try TemporaryStore()
+        let first = data(2 * slot), second = data(2 * slot, seed: 0x5A)
+        let session = try open(fixture.store, size: first.count)
+        try send(fixture.store, session, 0, first[0..<slot])
+        try send(fixture.store, session, 1, first[slot...])
+        // The same bytes again: acknowledged, and the chunk stays in place.
+        #expect(try !send(fixture.store, session, 1, first[slot...]))
+        #expect(try fixture.store.chunks(ofSession: session.id).allSatisfy { $0.fileOffset != nil })
+        // Different bytes: they win, from a file of their own.
+        #expect(try !send(fixture.store, session, 1, second[slot...]))
+        #expect(try fixture.store.chunks(ofSession: session.id).last?.fileOffset == nil)
+        let upload = try finish(fixture.store, session)
+        #expect(try stored(fixture.store, upload) == Array(first[0..<slot] + second[slot...]))
+        #expect(fixture.temporaryFiles().isEmpty)
+    }
+
+    @Test func irregularAndOversizedChunksStillAssemble() throws {
+        let fixture = try TemporaryStore()
+        let bytes = data(3000 + 5000 + 2000 + 3500)
+        let session = try open(fixture.store, size: bytes.count)
+        #expect(try send(fixture.store, session, 0, bytes[0..<3000]))  // fixes the slot at 3000
+        #expect(try !send(fixture.store, session, 1, bytes[3000..<8000]))  // announced larger: own file
+        #expect(try send(fixture.store, session, 2, bytes[8000..<10_000]))  // smaller: in place, leaves a gap
+        // Announced as fitting, then larger than its slot: moved to its own file mid-way.
+        let writer = try fixture.store.makeChunkWriter(sessionId: session.id, index: 3, expectedSize: 3000)
+        #expect(writer.isInPlace)
+        try Array(bytes[10_000...]).withUnsafeBytes { try writer.write($0) }
+        #expect(!writer.isInPlace)
+        try fixture.store.acceptChunk(writer)
+        let upload = try finish(fixture.store, session)
+        #expect(try stored(fixture.store, upload) == bytes)
+        #expect(fixture.temporaryFiles().isEmpty)
+    }
+
+    @Test func finishSealsTheFileAgainstAStrayWriter() throws {
+        let fixture = try TemporaryStore()
+        let bytes = data(2 * slot + 1000)
+        let session = try open(fixture.store, size: bytes.count)
+        try send(fixture.store, session, 0, bytes[0..<slot])
+        try send(fixture.store, session, 1, bytes[slot..<2 * slot])
+        try send(fixture.store, session, 2, bytes[(2 * slot)...])
+        // A chunk past the end, still arriving when finish runs.
+        let stray = try fixture.store.makeChunkWriter(sessionId: session.id, index: 3, expectedSize: 500)
+        #expect(stray.isInPlace)
+        try data(200, seed: 9).withUnsafeBytes { try stray.write($0) }
+        let upload = try finish(fixture.store, session)
+        #expect(try stored(fixture.store, upload) == bytes)
+        #expect(throws: StorageError.self) { try data(200).withUnsafeBytes { try stray.write($0) } }
+        #expect(throws: StorageError.self) { try fixture.store.acceptChunk(stray) }
+    }
+
+    @Test func aRestartKeepsAcknowledgedChunksAndASecondProcessWritesItsOwnFiles() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("minihost-test-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let bytes = data(4 * slot)
+        var session: UploadSession!
+        do {
+            let before = try MinihostStore(directory: DataDirectory(root))
+            session = try open(before, size: bytes.count)
+            #expect(try send(before, session, 0, bytes[0..<slot]))
+            #expect(try send(before, session, 2, bytes[(2 * slot)..<(3 * slot)]))
+            // Another process on the same folder while this one runs: no in-place writes.
+            let other = try MinihostStore(directory: DataDirectory(root))
+            #expect(try !send(other, session, 1, bytes[slot..<(2 * slot)]))
+        }
+        let after = try MinihostStore(directory: DataDirectory(root))
+        #expect(try send(after, session, 3, bytes[(3 * slot)...]))
+        let upload = try finish(after, session)
+        #expect(try stored(after, upload) == bytes)
+    }
+
+    @Test func theRunningHashFollowsAcknowledgedChunks() throws {
+        let fixture = try TemporaryStore()
+        let bytes = data(4 * slot)
+        let session = try open(fixture.store, size: bytes.count)
+        for index in [1, 3, 0] { try send(fixture.store, session, index, bytes[(index * slot)..<((index + 1) * slot)]) }
+        let state = try #require(fixture.store.sessionFiles.existingState(for: session.id))
+        // Chunk 2 is missing, so the hash stops after chunk 1; it started at
+        // chunk 1 first, then again from 0 when chunk 0 came.
+        let progress = try #require(state.seal())
+        #expect(progress.start == 0 && progress.end == Int64(2 * slot))
+        #expect(progress.spans.map(\.index) == [0, 1])
+    }
+}
