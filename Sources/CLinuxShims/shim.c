@@ -10,7 +10,3 @@ int minihost_start_writeback(int fd, off_t offset, off_t length) {
 int minihost_collapse_range(int fd, off_t offset, off_t length) {
     return fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, offset, length);
 }
-
-ssize_t minihost_copy_range(int in, off_t *in_offset, int out, off_t *out_offset, size_t length) {
-    return copy_file_range(in, in_offset, out, out_offset, length, 0);
-}

@@ -137,16 +137,7 @@ final class SessionFileState: @unchecked Sendable {
     /// is already hashing, which then also picks up this chunk.
     func advanceHash(path: String) {
         pthread_mutex_lock(&mutex)
-        if hashing || sealed { pthread_mutex_unlock(&mutex); return }
-        if progress == nil {
-            // Clients count chunks from 0 or from 1: start at chunk 0 if it's
-            // here, else speculatively at chunk 1.
-            let first = acknowledged[0] ?? acknowledged.values.first { $0.index == 1 }
-            guard let first, let fresh = try? HashProgress(start: first.offset) else {
-                pthread_mutex_unlock(&mutex); return
-            }
-            progress = fresh
-        }
+        if hashing || sealed || !startProgressIfNeeded() { pthread_mutex_unlock(&mutex); return }
         hashing = true
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SessionFile.ioSize, alignment: 16)
@@ -158,13 +149,24 @@ final class SessionFileState: @unchecked Sendable {
             pthread_mutex_unlock(&mutex)
         }
         if descriptor < 0 { dropProgress(); return }
-        while !sealed, let running = progress, let next = acknowledged[running.end] {
+        while !sealed, startProgressIfNeeded(), let running = progress, let next = acknowledged[running.end] {
             let started = generation
             pthread_mutex_unlock(&mutex)
             let failed = (try? running.consume(next, from: descriptor, buffer: buffer)) == nil
             pthread_mutex_lock(&mutex)
             if failed && generation == started { dropProgress() }
         }
+    }
+
+    /// Makes sure a hash is running; false when there is nothing to start
+    /// from yet. Clients count chunks from 0 or from 1: start at chunk 0 if
+    /// it's here, else speculatively at chunk 1. Call with the mutex held.
+    private func startProgressIfNeeded() -> Bool {
+        if progress != nil { return true }
+        let first = acknowledged[0] ?? acknowledged.values.first { $0.index == 1 }
+        guard let first, let fresh = try? HashProgress(start: first.offset) else { return false }
+        progress = fresh
+        return true
     }
 
     /// Refuses later writes and hashing, and waits for those in progress.

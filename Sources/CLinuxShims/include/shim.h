@@ -15,8 +15,4 @@ int minihost_start_writeback(int fd, off_t offset, off_t length);
 /// block-aligned ranges; other file systems fail with EOPNOTSUPP or EINVAL.
 int minihost_collapse_range(int fd, off_t offset, off_t length);
 
-/// Copies up to `length` bytes between files inside the kernel
-/// (copy_file_range). Returns the bytes copied, 0 at the end of `in`.
-ssize_t minihost_copy_range(int in, off_t *in_offset, int out, off_t *out_offset, size_t length);
-
 #endif
