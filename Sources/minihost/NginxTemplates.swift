@@ -51,7 +51,7 @@ struct NginxTemplates {
             [
                 "mode": mode, "tls": tls, "http_listen": httpListen, "https_listen": httpsListen, "ipv6": ipv6,
                 "server_name": serverName, "ssl_certificate": sslCertificate, "ssl_certificate_key": sslCertificateKey,
-                "upstream": upstream, "blob_root": blobRoot, "max_mb": maxUploadMB,
+                "upstream": upstream, "blob_root": blobRoot, "max_mb": maxUploadMB, "max_chunk_mb": maxChunkMB,
                 // Room for the multipart framing around a file of the maximum size.
                 "max_body_size": "\(maxUploadMB + 1)m", "max_chunk_body_size": "\(maxChunkMB + 1)m",
                 "rate_limit": rateLimit,
