@@ -125,7 +125,7 @@ extension MinihostStore {
         let path = sessionDataPath(sessionId)
         var descriptor = open(path, O_RDWR | O_CLOEXEC)
         if descriptor < 0 && errno == ENOENT {
-            try FileSystem.makeDirectory(sessionFolder(sessionId), mode: 0o700)
+            try makeSessionFolder(sessionId)
             // 0644 like every blob: on finish this file becomes one.
             descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
             if descriptor >= 0 {
@@ -134,6 +134,13 @@ extension MinihostStore {
         }
         guard descriptor >= 0 else { throw StorageError.fromErrno("open session file") }
         return descriptor
+    }
+
+    /// Creates the session's folder, durably, if it isn't there yet.
+    private func makeSessionFolder(_ sessionId: String) throws {
+        guard !FileSystem.exists(sessionFolder(sessionId)) else { return }
+        try FileSystem.makeDirectory(sessionFolder(sessionId), mode: 0o700)
+        try FileSystem.syncDirectory(directory.sessionsPath)
     }
 
     func acknowledgedSpans(_ sessionId: String) throws -> [ChunkSpan] {
@@ -182,7 +189,7 @@ extension MinihostStore {
                     keptExisting = true
                     return nil
                 }
-                try FileSystem.makeDirectory(sessionFolder(sessionId), mode: 0o700)
+                try makeSessionFolder(sessionId)
                 guard rename(file.temporaryPath, chunkPath(sessionId, index)) == 0 else {
                     throw StorageError.fromErrno("store chunk")
                 }
