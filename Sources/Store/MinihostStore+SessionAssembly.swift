@@ -172,13 +172,15 @@ struct SessionDataFile {
     private let descriptor: Int32
     /// How far the data sits below the recorded offsets.
     let shift: Int64
+    /// The file's size when opened.
+    private let size: Int64
 
     init(path: String, chunks: [UploadSessionChunk]) throws {
         self.path = path
         self.chunks = chunks
         let inPlaceEnd = chunks.compactMap { chunk in chunk.fileOffset.map { $0 + chunk.size } }.max()
         guard let inPlaceEnd else {
-            (descriptor, shift) = (-1, 0)
+            (descriptor, shift, size) = (-1, 0, 0)
             return
         }
         descriptor = open(path, O_RDWR | O_CLOEXEC)
@@ -188,7 +190,8 @@ struct SessionDataFile {
             Glibc.close(descriptor)
             throw StorageError.fromErrno("stat session file")
         }
-        shift = max(0, inPlaceEnd - Int64(info.st_size))
+        size = Int64(info.st_size)
+        shift = max(0, inPlaceEnd - size)
     }
 
     func close() {
@@ -219,9 +222,7 @@ struct SessionDataFile {
     /// copies instead.
     func finishInPlace(start: Int64, size: Int64, progress: SessionFileState.HashProgress?,
                        collapsed: inout Bool) throws -> CompletedBlob? {
-        var info = stat()
-        guard fstat(descriptor, &info) == 0 else { throw StorageError.fromErrno("stat session file") }
-        if Int64(info.st_size) > start + size {
+        if self.size > start + size {
             // Bytes past the last chunk: a write that was never acknowledged.
             guard ftruncate(descriptor, off_t(start + size)) == 0 else { throw StorageError.fromErrno("truncate session file") }
         }

@@ -257,12 +257,9 @@ enum SessionFile {
         let end = offset + count
         while position < end {
             let want = Int(min(Int64(buffer.count), end - position))
-            let got = pread(descriptor, buffer.baseAddress, want, off_t(position))
-            if got < 0 && errno == EINTR { continue }
-            if got < 0 { throw StorageError.fromErrno("read session file") }
-            if got == 0 { throw StorageError(.io, "session file ends at \(position), expected \(end) bytes") }
-            try body(UnsafeRawBufferPointer(start: buffer.baseAddress, count: got))
-            position += Int64(got)
+            try readFully(descriptor, offset: position, into: buffer, count: want)
+            try body(UnsafeRawBufferPointer(start: buffer.baseAddress, count: want))
+            position += Int64(want)
         }
     }
 

@@ -15,7 +15,7 @@ struct ClientCommand: ParsableCommand {
         @OptionGroup var dataOptions: DataOptions
 
         func run() throws {
-            let store = try MinihostStore(directory: DataDirectory(dataOptions.data))
+            let store = try dataOptions.openStore()
             let scopeList = scopes.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
             let secret: String
             do { secret = try store.createClient(key: name, scopes: scopeList) } catch let error as StorageError {
@@ -32,7 +32,7 @@ struct ClientCommand: ParsableCommand {
         @OptionGroup var dataOptions: DataOptions
 
         func run() throws {
-            let store = try MinihostStore(directory: DataDirectory(dataOptions.data))
+            let store = try dataOptions.openStore()
             let clients = try store.listClients()
             if clients.isEmpty { print("No clients. Create one with: minihost client create NAME --data \(dataOptions.data)") }
             for client in clients {
@@ -47,7 +47,7 @@ struct ClientCommand: ParsableCommand {
         @OptionGroup var dataOptions: DataOptions
 
         func run() throws {
-            let store = try MinihostStore(directory: DataDirectory(dataOptions.data))
+            let store = try dataOptions.openStore()
             guard try store.revokeClient(key: name) else { throw CommandFailure("no client named \(name)") }
             print("Revoked client \(name).")
         }
@@ -69,7 +69,7 @@ struct AdminCommand: ParsableCommand {
             guard let line = readLine(strippingNewline: true), !line.isEmpty else {
                 throw CommandFailure("no password on standard input")
             }
-            let store = try MinihostStore(directory: DataDirectory(dataOptions.data))
+            let store = try dataOptions.openStore()
             do { try store.setOperator(username: username, password: line) } catch let error as StorageError {
                 throw CommandFailure(error.detail)
             }
@@ -85,7 +85,7 @@ struct GC: ParsableCommand {
     @Option(help: "Remove temporary files not written to for this many seconds.") var temporaryAge: Double = 3600
 
     func run() throws {
-        let store = try MinihostStore(directory: DataDirectory(dataOptions.data))
+        let store = try dataOptions.openStore()
         let report = try store.collectGarbage(temporaryFileAge: temporaryAge)
         print("removed \(report.temporaryFilesRemoved) temporary file(s), \(report.sessionsExpired) expired upload session(s), \(report.blobsRemoved) unreferenced blob(s), freed \(report.bytesFreed) bytes")
     }
@@ -97,7 +97,7 @@ struct Check: ParsableCommand {
     @OptionGroup var dataOptions: DataOptions
 
     func run() throws {
-        let store = try MinihostStore(directory: DataDirectory(dataOptions.data))
+        let store = try dataOptions.openStore()
         var checked = 0
         let problems = try store.checkIntegrity { _ in checked += 1 }
         for problem in problems { print(problem) }

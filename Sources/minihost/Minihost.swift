@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Store
 
 @main
 struct Minihost: ParsableCommand {
@@ -15,6 +16,11 @@ struct Minihost: ParsableCommand {
 struct DataOptions: ParsableArguments {
     @Option(name: .long, help: "The data folder (database, blobs, temporary files).")
     var data: String = "./var"
+
+    /// The store in the data folder, created and migrated if needed.
+    func openStore() throws -> MinihostStore {
+        try MinihostStore(directory: DataDirectory(data))
+    }
 }
 
 enum Logs {

@@ -19,7 +19,7 @@ struct UserCommand: ParsableCommand {
             guard let password = readLine(strippingNewline: true), !password.isEmpty else {
                 throw CommandFailure("no password on standard input")
             }
-            let store = try MinihostStore(directory: DataDirectory(dataOptions.data))
+            let store = try dataOptions.openStore()
             do {
                 _ = try store.createUser(username: username, password: password, quotaBytes: quotaMb.map { $0 << 20 })
             } catch let error as StorageError { throw CommandFailure(error.detail) }
@@ -33,7 +33,7 @@ struct UserCommand: ParsableCommand {
         @OptionGroup var dataOptions: DataOptions
 
         func run() throws {
-            let store = try MinihostStore(directory: DataDirectory(dataOptions.data))
+            let store = try dataOptions.openStore()
             let users = try store.listUsers()
             if users.isEmpty { print("No users. Create one with: minihost user create NAME --password-stdin --data \(dataOptions.data)") }
             for user in users {
@@ -64,7 +64,7 @@ struct UserCommand: ParsableCommand {
             @OptionGroup var dataOptions: DataOptions
 
             func run() throws {
-                let store = try MinihostStore(directory: DataDirectory(dataOptions.data))
+                let store = try dataOptions.openStore()
                 let password: String
                 do {
                     (_, password) = try store.createSecondaryPassword(
@@ -83,7 +83,7 @@ struct UserCommand: ParsableCommand {
             @OptionGroup var dataOptions: DataOptions
 
             func run() throws {
-                let store = try MinihostStore(directory: DataDirectory(dataOptions.data))
+                let store = try dataOptions.openStore()
                 guard try store.revokeSecondaryPassword(username: username, label: label) else {
                     throw CommandFailure("\(username) has no active secondary password labelled \(label)")
                 }
@@ -104,7 +104,7 @@ struct UserCommand: ParsableCommand {
             @OptionGroup var dataOptions: DataOptions
 
             func run() throws {
-                let store = try MinihostStore(directory: DataDirectory(dataOptions.data))
+                let store = try dataOptions.openStore()
                 let folder: Folder
                 do { folder = try store.createFolder(username: username, name: name, parentId: parent) } catch let error as StorageError {
                     throw CommandFailure(error.detail)
