@@ -10,3 +10,7 @@ int minihost_start_writeback(int fd, off_t offset, off_t length) {
 int minihost_collapse_range(int fd, off_t offset, off_t length) {
     return fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, offset, length);
 }
+
+int minihost_sync_file_system(int fd) {
+    return syncfs(fd);
+}

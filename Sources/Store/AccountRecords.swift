@@ -15,7 +15,7 @@ public struct User: Codable, FetchableRecord, PersistableRecord, Sendable, Equat
         case username, passwordHash = "password_hash", quotaBytes = "quota_bytes", createdAt = "created_at"
     }
 
-    public var owner: Owner { Owner(kind: "user", id: username) }
+    public var owner: Owner { Owner(kind: .user, id: username) }
 }
 
 /// A folder in a user's tree. Every user has one root (`parentId` nil).

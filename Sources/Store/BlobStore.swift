@@ -38,8 +38,9 @@ public struct BlobStore: Sendable {
         if FileSystem.exists(target) { return false }
         let outer = directory.blobsPath + "/" + String(file.sha256.prefix(2))
         let inner = outer + "/" + String(file.sha256.dropFirst(2).prefix(2))
-        try FileSystem.makeDirectory(outer, mode: 0o755)
-        try FileSystem.makeDirectory(inner, mode: 0o755)
+        // A new shard folder is only durable once its parent is synced too.
+        if try FileSystem.makeDirectoryIfMissing(outer, mode: 0o755) { try FileSystem.syncDirectory(directory.blobsPath) }
+        if try FileSystem.makeDirectoryIfMissing(inner, mode: 0o755) { try FileSystem.syncDirectory(outer) }
         if file.placedByLink {
             guard link(file.temporaryPath, target) == 0 else { throw StorageError.fromErrno("link blob") }
         } else {

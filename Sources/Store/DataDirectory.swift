@@ -1,3 +1,4 @@
+import CLinuxShims
 import Glibc
 import OpenSSLCrypto
 
@@ -31,20 +32,50 @@ public struct DataDirectory: Sendable {
     /// Chunks of resumable uploads, one folder per session.
     public var sessionsPath: String { root + "/sessions" }
 
-    /// Creates the folders that don't exist yet. The root is 0750 so only its
-    /// owner and group (nginx's user, in production) can look inside.
+    /// Creates the folders that don't exist yet.
+    ///
+    /// Permissions follow one rule: nginx's user (in the service's group in
+    /// production) may read blobs and nothing else. The root and `blobs/` are
+    /// group-traversable; `tmp/`, `sessions/`, the database and the secret
+    /// key are the owner's alone. Blob files get 0644 less the umask, so
+    /// under systemd's `UMask=0027` they are 0640, readable by the group.
     public func create() throws {
         try FileSystem.makeDirectory(root, mode: 0o750)
         try FileSystem.makeDirectory(blobsPath, mode: 0o755)
         try FileSystem.makeDirectory(temporaryPath, mode: 0o700)
         try FileSystem.makeDirectory(sessionsPath, mode: 0o700)
     }
+
+    /// The database and its WAL and shared-memory files, owner-only. SQLite
+    /// gives the WAL and -shm files the database file's mode, so creating it
+    /// 0600 before SQLite does is enough; older data folders are tightened.
+    func createPrivateDatabaseFile() throws {
+        let created = open(databasePath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if created >= 0 {
+            close(created)
+            try FileSystem.syncDirectory(root)
+            return
+        }
+        for path in [databasePath, databasePath + "-wal", databasePath + "-shm"] {
+            var info = stat()
+            if stat(path, &info) == 0, info.st_uid == geteuid(), info.st_mode & 0o077 != 0 {
+                chmod(path, 0o600)
+            }
+        }
+    }
 }
 
 /// The few file-system calls the store makes, each turning errno into a ``StorageError``.
 enum FileSystem {
     static func makeDirectory(_ path: String, mode: mode_t) throws {
-        if mkdir(path, mode) != 0 && errno != EEXIST { throw StorageError.fromErrno("mkdir \(path)") }
+        _ = try makeDirectoryIfMissing(path, mode: mode)
+    }
+
+    /// True when this call created the folder (its parent then needs a sync).
+    static func makeDirectoryIfMissing(_ path: String, mode: mode_t) throws -> Bool {
+        if mkdir(path, mode) == 0 { return true }
+        if errno == EEXIST { return false }
+        throw StorageError.fromErrno("mkdir \(path)")
     }
 
     static func exists(_ path: String) -> Bool {
@@ -98,6 +129,14 @@ enum FileSystem {
         guard descriptor >= 0 else { throw StorageError.fromErrno("open \(directory)") }
         defer { close(descriptor) }
         if fsync(descriptor) != 0 { throw StorageError.fromErrno("fsync \(directory)") }
+    }
+
+    /// Makes everything written to the file system holding `path` durable.
+    static func syncFileSystem(containing path: String) throws {
+        let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw StorageError.fromErrno("open \(path)") }
+        defer { close(descriptor) }
+        if minihost_sync_file_system(descriptor) != 0 { throw StorageError.fromErrno("syncfs \(path)") }
     }
 
     static func now() -> Double {

@@ -29,10 +29,8 @@ extension MinihostStore {
             if session.state == .assembling, let since = session.assemblingSince,
                now.timeIntervalSince(since) < Self.assemblyTakeover { return .busy }
             let chunks = try UploadSessionChunk.filter(Column("session_id") == id).order(Column("chunk_index")).fetchAll(db)
-            let missing = Self.missingChunks(chunks)
-            guard missing.isEmpty else {
-                throw StorageError(.invalid, "missing chunks: \(missing.map(String.init).joined(separator: ","))")
-            }
+            let missing = Self.missingChunks(chunks, naming: limits.missingChunksNamed)
+            guard missing.count == 0 else { throw StorageError(.invalid, "missing chunks: \(missing)") }
             let received = chunks.reduce(Int64(0)) { $0 + $1.size }
             guard received == session.declaredSize else {
                 throw StorageError(.invalid, "received \(received) of \(session.declaredSize) bytes; chunks after \(chunks.last?.chunkIndex ?? 0) are missing")
@@ -87,12 +85,26 @@ extension MinihostStore {
         case assemble(UploadSession, [UploadSessionChunk])
     }
 
-    /// Indices missing between the first chunk (0 or 1) and the last one.
-    static func missingChunks(_ chunks: [UploadSessionChunk]) -> [Int64] {
-        let indices = Set(chunks.map(\.chunkIndex))
-        guard let last = indices.max() else { return [] }
-        let first: Int64 = indices.contains(0) ? 0 : 1
-        return (first...max(first, last)).filter { !indices.contains($0) }
+    /// Indices missing between the first chunk (0 or 1) and the last one:
+    /// the first `naming` of them and how many in all. Walks the gaps between
+    /// the sorted chunks, so the work is bounded by the chunk count, never by
+    /// how large an index is.
+    static func missingChunks(_ chunks: [UploadSessionChunk], naming: Int) -> MissingChunks {
+        let indices = chunks.map(\.chunkIndex).sorted()
+        var missing = MissingChunks()
+        var expected: Int64 = indices.first == 0 ? 0 : 1
+        for index in indices where index >= expected {
+            if index > expected {
+                missing.count += index - expected
+                var next = expected
+                while next < index && missing.named.count < naming {
+                    missing.named.append(next)
+                    next += 1
+                }
+            }
+            expected = index + 1
+        }
+        return missing
     }
 
     private func assemble(_ session: UploadSession, _ chunks: [UploadSessionChunk], now: Date, collapsed: inout Bool,
@@ -252,5 +264,17 @@ struct SessionDataFile {
     private func prefixSpans(_ count: Int) -> [ChunkSpan] {
         guard count <= chunks.count else { return [] }
         return chunks.prefix(count).map { ChunkSpan(index: $0.chunkIndex, offset: $0.fileOffset ?? -1, size: $0.size) }
+    }
+}
+
+/// The chunks a finish found missing: the first few by index, and the count.
+struct MissingChunks: CustomStringConvertible {
+    var named: [Int64] = []
+    var count: Int64 = 0
+
+    /// `3,4,9` or `3,4,9,… (120 in all)`.
+    var description: String {
+        let list = named.map(String.init).joined(separator: ",")
+        return count > Int64(named.count) ? list + ",… (\(count) in all)" : list
     }
 }

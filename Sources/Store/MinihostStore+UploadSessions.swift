@@ -32,7 +32,7 @@ extension MinihostStore {
             throw StorageError(.invalid, "size must be between 1 and \(maxSize) bytes")
         }
         let session = UploadSession(
-            id: try SecureRandom.hex(byteCount: 16), ownerKind: request.owner.kind, ownerId: request.owner.id,
+            id: try SecureRandom.hex(byteCount: 16), ownerKind: request.owner.kind.rawValue, ownerId: request.owner.id,
             fileName: request.fileName, contentType: request.contentType, declaredSize: request.declaredSize,
             folderId: request.folderId, options: request.options, state: .open, assemblingSince: nil, uploadId: nil,
             createdAt: now, expiresAt: now.addingTimeInterval(lifetime))
@@ -52,11 +52,11 @@ extension MinihostStore {
     static func bytesUsed(by owner: Owner, now: Date, _ db: Database) throws -> Int64 {
         let stored = try Int64.fetchOne(db, sql: """
             SELECT COALESCE(SUM(size), 0) FROM minihost_uploads WHERE owner_kind = ? AND owner_id = ? AND state = 'ready'
-            """, arguments: [owner.kind, owner.id]) ?? 0
+            """, arguments: [owner.kind.rawValue, owner.id]) ?? 0
         let reserved = try Int64.fetchOne(db, sql: """
             SELECT COALESCE(SUM(declared_size), 0) FROM minihost_upload_sessions
             WHERE owner_kind = ? AND owner_id = ? AND state != 'completed' AND expires_at > ?
-            """, arguments: [owner.kind, owner.id, now]) ?? 0
+            """, arguments: [owner.kind.rawValue, owner.id, now]) ?? 0
         return stored + reserved
     }
 
@@ -248,9 +248,7 @@ extension MinihostStore {
                 throw StorageError(.notFound, "upload session not found")
             }
             guard session.state == .open else { throw StorageError(.invalid, "upload is already being finished") }
-            guard index >= 0, index <= session.declaredSize else {
-                throw StorageError(.invalid, "chunk \(index) is past the declared size")
-            }
+            try checkChunk(index: index, size: size, of: session)
             let others = try Int64.fetchOne(db, sql: """
                 SELECT COALESCE(SUM(size), 0) FROM minihost_upload_session_chunks WHERE session_id = ? AND chunk_index != ?
                 """, arguments: [sessionId, index]) ?? 0
@@ -261,6 +259,24 @@ extension MinihostStore {
         }
     }
 
+    /// The largest chunk index `session` takes. No chunk is empty, so a
+    /// file of N bytes has at most N chunks (counted from 0 or 1), and no
+    /// session more than ``StoreLimits/maxChunksPerSession``.
+    public func maxChunkIndex(of session: UploadSession) -> Int64 {
+        min(session.declaredSize, limits.maxChunksPerSession)
+    }
+
+    /// Refuses a chunk index outside the session's geometry, or an empty
+    /// chunk (there are no empty sessions). Cheap: callers check it before
+    /// taking any bytes, and again under the write lock.
+    public func checkChunk(index: Int64, size: Int64? = nil, of session: UploadSession) throws {
+        let last = maxChunkIndex(of: session)
+        guard index >= 0, index <= last else {
+            throw StorageError(.invalid, "chunk \(index) is out of range (0-\(last))")
+        }
+        if let size, size == 0 { throw StorageError(.invalid, "chunk \(index) is empty") }
+    }
+
     /// Deletes sessions past their expiry (and finished ones a day after it),
     /// with their chunk files, and chunk folders no open session owns. Returns how
     /// many sessions went.
@@ -269,10 +285,14 @@ extension MinihostStore {
     @discardableResult
     public func expireSessions(now: Date = Date()) throws -> Int {
         try writeImmediately { db in
+            // A session a finish call is assembling stays while that claim
+            // is live: finish is reading its file.
             let ids = try String.fetchAll(db, sql: """
                 SELECT id FROM minihost_upload_sessions
-                WHERE (state != 'completed' AND expires_at <= ?) OR (state = 'completed' AND expires_at <= ?)
-                """, arguments: [now, now.addingTimeInterval(-24 * 3600)])
+                WHERE (state != 'completed' AND expires_at <= ?
+                       AND NOT (state = 'assembling' AND assembling_since > ?))
+                   OR (state = 'completed' AND expires_at <= ?)
+                """, arguments: [now, now.addingTimeInterval(-Self.assemblyTakeover), now.addingTimeInterval(-24 * 3600)])
             try UploadSession.filter(keys: ids).deleteAll(db)
             // A finished session's folder is normally gone already; one left
             // by a crash holds nothing the stored upload needs.

@@ -32,7 +32,7 @@ extension MinihostStore {
                              now: Date = Date(), quotaBytes: Int64? = nil, configure: (inout Upload) throws -> Void = { _ in },
                              alsoInTransaction: (Database, Upload) throws -> Void = { _, _ in }) throws -> Upload {
         var upload = Upload(
-            id: try SecureRandom.hex(byteCount: 16), ownerKind: owner.kind, ownerId: owner.id,
+            id: try SecureRandom.hex(byteCount: 16), ownerKind: owner.kind.rawValue, ownerId: owner.id,
             fileName: fileName, contentType: contentType, size: file.size, sha256: file.sha256,
             blob: file.sha256, state: .ready, createdAt: now, finishedAt: now, purgedAt: nil,
             appPayload: nil, appHandledAt: nil, expiresAt: nil, maxDownloads: nil, downloadCount: 0,
@@ -116,13 +116,16 @@ extension MinihostStore {
         }
     }
 
-    /// Purges ready uploads created before `cutoff` that no app marked handled.
+    /// Purges ready uploads of one owner kind, created before `cutoff`, that
+    /// no app marked handled. "Handled" is an API-client notion: other kinds
+    /// never set it, so the kind is named by the caller and never implied.
     /// Returns how many were found and how many were purged.
-    public func purgeUnhandled(createdBefore cutoff: Date, now: Date = Date()) throws -> (candidates: Int, purged: Int) {
+    public func purgeUnhandled(ownerKind: Owner.Kind, createdBefore cutoff: Date,
+                               now: Date = Date()) throws -> (candidates: Int, purged: Int) {
         try writeReleasingBlobs { db, released in
             let stale = try Upload
-                .filter(Column("state") == Upload.State.ready.rawValue && Column("app_handled_at") == nil
-                        && Column("created_at") < cutoff)
+                .filter(Column("owner_kind") == ownerKind.rawValue && Column("state") == Upload.State.ready.rawValue
+                        && Column("app_handled_at") == nil && Column("created_at") < cutoff)
                 .fetchAll(db)
             for upload in stale {
                 if let blob = try purgeRow(upload, now: now, db) { released.insert(blob) }
@@ -175,7 +178,7 @@ extension MinihostStore {
     private func ownedUpload(_ id: String, _ owner: Owner, _ db: Database) throws -> Upload? {
         try Upload.fetchOne(
             db.cachedStatement(sql: "SELECT * FROM minihost_uploads WHERE id = ? AND owner_kind = ? AND owner_id = ?"),
-            arguments: [id, owner.kind, owner.id])
+            arguments: [id, owner.kind.rawValue, owner.id])
     }
 
     public static func decodePayload(_ text: String?) -> [String: Any] {

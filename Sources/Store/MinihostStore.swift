@@ -11,24 +11,42 @@ import OpenSSLCrypto
 public final class MinihostStore: Sendable {
     public let directory: DataDirectory
     public let blobs: BlobStore
+    public let limits: StoreLimits
     let database: DatabasePool
     private let readers: ThreadLocalReaders
     /// Coordinates chunks written in place (see ``ChunkWriter``).
     let sessionFiles: SessionFileRegistry
+    let logger = Logger(label: "minihost.store")
 
     /// Opens (creating if needed) the data folder and brings the schema up to date.
-    public init(directory: DataDirectory) throws {
+    public init(directory: DataDirectory, limits: StoreLimits = StoreLimits()) throws {
         self.directory = directory
+        self.limits = limits
         try directory.create()
+        // A process that crashed (not the machine) may have left renames and
+        // new folders in the page cache only; later writers would find them
+        // and not sync them again. One syncfs at start makes them durable.
+        try FileSystem.syncFileSystem(containing: directory.root)
         var configuration = Configuration()
         configuration.busyMode = .timeout(15)
         configuration.label = "minihost"
+        // WAL's default (NORMAL) may lose the last commits in a power cut;
+        // an acknowledged upload whose row rolled back would then have its
+        // fsync'd blob deleted by gc. FULL syncs the WAL at every commit.
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        try directory.createPrivateDatabaseFile()
         database = try DatabasePool(path: directory.databasePath, configuration: configuration)
         try Migrations.migrator.migrate(database)
         readers = ThreadLocalReaders(path: directory.databasePath, configuration: configuration)
         blobs = BlobStore(directory: directory)
         sessionFiles = SessionFileRegistry(sessionsPath: directory.sessionsPath)
     }
+
+    #if DEBUG
+    /// Tests only: runs while a released blob is about to be unlinked, to
+    /// prove another writer can't slip in between the check and the unlink.
+    nonisolated(unsafe) static var beforeBlobUnlink: ((String) -> Void)?
+    #endif
 
     /// Reads on the calling thread's own connection (see ``ThreadLocalReaders``).
     func read<T>(_ body: (Database) throws -> T) throws -> T {
@@ -58,21 +76,46 @@ public final class MinihostStore: Sendable {
 
     /// Runs `body` in an IMMEDIATE transaction; the blob hashes it adds to
     /// `released` (rows that stopped referencing them) are deleted after the
-    /// commit if nothing references them any more. The writer connection is
-    /// still held then, so no upload can start referencing them in between.
+    /// commit if nothing references them any more.
+    ///
+    /// The check and the unlink run in a second IMMEDIATE transaction: holding
+    /// only this process's writer connection is not enough, because another
+    /// process (`minihost gc`, a second worker process) may commit an upload
+    /// that reuses the blob in between. A crash between the two transactions
+    /// leaves an unreferenced blob, which gc removes.
     func writeReleasingBlobs<T>(_ body: (Database, inout Set<String>) throws -> T) throws -> T {
-        try database.writeWithoutTransaction { db in
-            var released: Set<String> = []
-            var result: T?
-            try db.inTransaction(.immediate) {
-                result = try body(db, &released)
-                return .commit
+        var released: Set<String> = []
+        let result = try writeImmediately { db in try body(db, &released) }
+        guard !released.isEmpty else { return result }
+        do {
+            try writeImmediately { db in
+                for hash in released where try Upload.filter(Column("blob") == hash).fetchCount(db) == 0 {
+                    #if DEBUG
+                    Self.beforeBlobUnlink?(hash)
+                    #endif
+                    blobs.remove(hash)
+                }
             }
-            for hash in released where try Upload.filter(Column("blob") == hash).fetchCount(db) == 0 {
-                blobs.remove(hash)
-            }
-            return result!
+        } catch {
+            // The rows are committed; an unreleased blob is only garbage.
+            logger.warning("blob release deferred to gc", metadata: ["error": "\(error)"])
         }
+        return result
+    }
+}
+
+/// Bounds the store enforces whatever a dialect asks for, so no input can
+/// make it do unbounded work (least of all under the write lock).
+public struct StoreLimits: Sendable {
+    /// The most chunks one resumable upload may have; a chunk index must be
+    /// below this (and below the declared size, since no chunk is empty).
+    public var maxChunksPerSession: Int64
+    /// How many missing chunk indices an error names (the rest are counted).
+    public var missingChunksNamed: Int
+
+    public init(maxChunksPerSession: Int64 = 10_000, missingChunksNamed: Int = 20) {
+        self.maxChunksPerSession = max(1, maxChunksPerSession)
+        self.missingChunksNamed = max(1, missingChunksNamed)
     }
 }
 

@@ -46,15 +46,29 @@ public struct APIClient: Codable, FetchableRecord, PersistableRecord, Sendable, 
 
 /// Who may act on an upload. One reference with a kind, shared by every dialect.
 public struct Owner: Hashable, Sendable, CustomStringConvertible {
-    public var kind: String
+    /// What kind of credential owns an upload. A struct rather than an enum
+    /// so each dialect can add its own kind; bulk actions name the kind they
+    /// apply to, so one dialect's maintenance never selects another's files.
+    public struct Kind: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        /// A minihost API client (`client_key.secret`).
+        public static let apiClient = Kind(rawValue: "api_client")
+        /// A plain-dialect user account.
+        public static let user = Kind(rawValue: "user")
+    }
+
+    public var kind: Kind
     public var id: String
 
-    public init(kind: String, id: String) {
+    public init(kind: Kind, id: String) {
         self.kind = kind
         self.id = id
     }
 
-    public static func apiClient(_ key: String) -> Owner { Owner(kind: "api_client", id: key) }
+    public static func apiClient(_ key: String) -> Owner { Owner(kind: .apiClient, id: key) }
 
     public var description: String { "\(kind):\(id)" }
 }
@@ -105,7 +119,7 @@ public struct Upload: Codable, FetchableRecord, PersistableRecord, Sendable, Equ
         case folderId = "folder_id", forceDownload = "force_download", skipEmbeddedPage = "skip_embedded_page"
     }
 
-    public var owner: Owner { Owner(kind: ownerKind, id: ownerId) }
+    public var owner: Owner { Owner(kind: Owner.Kind(rawValue: ownerKind), id: ownerId) }
 
     /// Decoded by hand: read on every download and cache hit (see ``APIClient/init(row:)``).
     public init(row: Row) throws {

@@ -44,7 +44,7 @@ public struct UploadSession: Codable, FetchableRecord, PersistableRecord, Sendab
         case uploadId = "upload_id", createdAt = "created_at", expiresAt = "expires_at", chunkSize = "chunk_size"
     }
 
-    public var owner: Owner { Owner(kind: ownerKind, id: ownerId) }
+    public var owner: Owner { Owner(kind: Owner.Kind(rawValue: ownerKind), id: ownerId) }
 }
 
 /// One acknowledged chunk: its bytes are on disk and fsync'd, either in the

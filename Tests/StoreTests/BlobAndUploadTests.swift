@@ -93,16 +93,19 @@ import Testing
         #expect(try fixture.store.publishedUpload(id: upload.id) == nil)
     }
 
-    @Test func purgeUnhandledTakesOnlyOldUnhandledUploads() throws {
+    @Test func purgeUnhandledTakesOnlyOldUnhandledUploadsOfTheNamedKind() throws {
         let fixture = try TemporaryStore()
         let stale = try fixture.upload(Array("a".utf8))
         let handled = try fixture.upload(Array("b".utf8))
+        // A user's file never has app_handled_at: it must never be a candidate.
+        let usersFile = try fixture.upload(Array("c".utf8), owner: Owner(kind: .user, id: "alice"))
         _ = try fixture.store.applyAppDataChange(AppDataChange(handledAt: .set(Date())), uploadId: handled.id, owner: handled.owner)
-        let counts = try fixture.store.purgeUnhandled(createdBefore: Date().addingTimeInterval(1))
+        let counts = try fixture.store.purgeUnhandled(ownerKind: .apiClient, createdBefore: Date().addingTimeInterval(1))
         #expect(counts.candidates == 1 && counts.purged == 1)
         #expect(try fixture.store.upload(id: stale.id)?.state == .purged)
         #expect(try fixture.store.upload(id: handled.id)?.state == .ready)
-        let none = try fixture.store.purgeUnhandled(createdBefore: Date().addingTimeInterval(-3600))
+        #expect(try fixture.store.upload(id: usersFile.id)?.state == .ready)
+        let none = try fixture.store.purgeUnhandled(ownerKind: .apiClient, createdBefore: Date().addingTimeInterval(-3600))
         #expect(none.candidates == 0)
     }
 }

@@ -8,7 +8,7 @@ import Testing
 /// Chunks written straight into the session file, and every way a client
 /// can stray from equal chunks: each must still give the exact bytes.
 @Suite struct InPlaceChunkTests {
-    let owner = Owner(kind: "user", id: "alice")
+    let owner = Owner(kind: .user, id: "alice")
     let slot = 4096
 
     func data(_ count: Int, seed: UInt8 = 0) -> [UInt8] {

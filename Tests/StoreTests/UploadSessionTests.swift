@@ -4,7 +4,7 @@ import Testing
 @testable import Store
 
 @Suite struct UploadSessionTests {
-    let owner = Owner(kind: "user", id: "alice")
+    let owner = Owner(kind: .user, id: "alice")
 
     func chunk(_ fixture: TemporaryStore, _ bytes: ArraySlice<UInt8>) throws -> CompletedBlob {
         let writer = try fixture.store.blobs.makeWriter()
@@ -141,7 +141,7 @@ import Testing
         let fixture = try TemporaryStore()
         let session = try fixture.store.openSession(SessionRequest(owner: owner, fileName: "f", declaredSize: 5), maxSize: 100)
         try fixture.store.acceptChunk(sessionId: session.id, index: 0, file: chunk(fixture, data(5)[...]))
-        #expect(throws: StorageError.self) { try fixture.store.finishSession(id: session.id, owner: Owner(kind: "user", id: "bob")) }
+        #expect(throws: StorageError.self) { try fixture.store.finishSession(id: session.id, owner: Owner(kind: .user, id: "bob")) }
     }
 }
 

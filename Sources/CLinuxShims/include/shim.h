@@ -15,4 +15,7 @@ int minihost_start_writeback(int fd, off_t offset, off_t length);
 /// block-aligned ranges; other file systems fail with EOPNOTSUPP or EINVAL.
 int minihost_collapse_range(int fd, off_t offset, off_t length);
 
+/// Flushes every file system buffer of the file system holding `fd` (syncfs).
+int minihost_sync_file_system(int fd);
+
 #endif
