@@ -12,10 +12,13 @@ public struct Request {
     public var remoteAddress: String
     /// `https` when nginx terminated TLS for this request.
     public var scheme: String
+    /// True when the request came through the content origin's server block
+    /// (nginx sets `MINIHOST_CONTENT_ORIGIN`; no client header can).
+    public var isContentOrigin: Bool
     public var body: RequestBody
 
     public init(method: String, path: String, queryString: String = "", headers: HTTPHeaders = HTTPHeaders(),
-                remoteAddress: String = "127.0.0.1", scheme: String = "http",
+                remoteAddress: String = "127.0.0.1", scheme: String = "http", isContentOrigin: Bool = false,
                 body: RequestBody = BufferedRequestBody()) {
         self.method = method.uppercased()
         self.path = path
@@ -23,6 +26,7 @@ public struct Request {
         self.headers = headers
         self.remoteAddress = remoteAddress
         self.scheme = scheme
+        self.isContentOrigin = isContentOrigin
         self.body = body
     }
 

@@ -2,17 +2,19 @@ import HTTPCore
 
 /// Which browser origins may call the API. Server-side callers don't need CORS.
 public struct CORSPolicy: Sendable {
-    /// The built-in origins: the upstream production hosts and common local dev ports.
-    public static let builtInOrigins = [
-        "https://2nfro.com", "https://www.2nfro.com",
+    /// The built-in origins: common local development ports. No third-party
+    /// site is ever allowed by default; the deployment's own public origin
+    /// is added, and anything else only through `MINIHOST_CORS_ORIGINS`.
+    public static let developmentOrigins = [
         "http://localhost:3000", "http://localhost:5173", "http://localhost:8080",
         "http://127.0.0.1:3000", "http://127.0.0.1:5173", "http://127.0.0.1:8080",
     ]
 
     public let allowedOrigins: Set<String>
 
-    public init(extraOrigins: [String] = []) {
-        allowedOrigins = Set(Self.builtInOrigins + extraOrigins.map(Self.normalize).filter { !$0.isEmpty })
+    public init(publicOrigin: String? = nil, extraOrigins: [String] = []) {
+        let configured = ([publicOrigin].compactMap { $0 } + extraOrigins).map(Self.normalize).filter { !$0.isEmpty }
+        allowedOrigins = Set(Self.developmentOrigins + configured)
     }
 
     static func normalize(_ origin: String) -> String {

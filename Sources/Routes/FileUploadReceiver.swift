@@ -47,8 +47,15 @@ public struct FileUploadReceiver {
         self.maxBytes = maxBytes
     }
 
-    public func receive(_ request: Request, tooLarge: @autoclosure () -> HTTPError) throws -> ReceivedFile {
-        let part = try receive(request, tooLarge: tooLarge()) { _, _ in try store.blobs.makeWriter() }
+    /// Streams the file part into a temporary blob. `beforeFile` sees the
+    /// text fields that came before the file part, before any of its bytes
+    /// are written: throwing there refuses the upload without storing it.
+    public func receive(_ request: Request, tooLarge: @autoclosure () -> HTTPError,
+                        beforeFile: @escaping ([String: String]) throws -> Void = { _ in }) throws -> ReceivedFile {
+        let part = try receive(request, tooLarge: tooLarge()) { _, _, fields in
+            try beforeFile(fields)
+            return try store.blobs.makeWriter()
+        }
         do {
             return ReceivedFile(blob: try part.sink.finish(), fileName: part.fileName, contentType: part.contentType,
                                 fields: part.fields)
@@ -61,11 +68,13 @@ public struct FileUploadReceiver {
     /// Streams the file part into the sink `makeSink` returns when the part
     /// begins. Its second argument is the part's size if the body is that
     /// part followed only by the closing boundary, as curl and browsers send
-    /// a lone file; a guess to plan with, not a promise.
+    /// a lone file; a guess to plan with, not a promise. Its third is the
+    /// text fields received so far.
     public func receive<Sink: FileSink>(_ request: Request, tooLarge: @autoclosure () -> HTTPError,
-                                        makeSink: @escaping (MultipartPartHeaders, Int64?) throws -> Sink) throws -> ReceivedPart<Sink> {
+                                        makeSink: @escaping (MultipartPartHeaders, Int64?, [String: String]) throws -> Sink)
+        throws -> ReceivedPart<Sink> {
         guard let boundary = MultipartFormStream.boundary(fromContentType: request.contentType) else {
-            throw HTTPErrorResponse(.badRequest, "Expected multipart/form-data with a \(fileField) field")
+            throw missingFile()
         }
         // The multipart framing adds a little; anything declared beyond that can't fit.
         if let declared = request.contentLength, Int64(declared) > maxBytes + Int64(maxFieldBytes) + 16 * 1024 {
@@ -73,14 +82,13 @@ public struct FileUploadReceiver {
         }
         let closingLength = Int64(boundary.utf8.count + 8)  // CRLF "--" boundary "--" CRLF
         let contentLength = request.contentLength.map(Int64.init)
-        let handler = Handler<Sink>(fileField: fileField, maxBytes: maxBytes, maxFieldBytes: maxFieldBytes) { headers in
-            try makeSink(headers, contentLength.map { $0 - headers.bodyOffset - closingLength }.flatMap { $0 > 0 ? $0 : nil })
+        let handler = Handler<Sink>(fileField: fileField, maxBytes: maxBytes, maxFieldBytes: maxFieldBytes) { headers, fields in
+            try makeSink(headers, contentLength.map { $0 - headers.bodyOffset - closingLength }.flatMap { $0 > 0 ? $0 : nil },
+                         fields)
         }
         do {
             try MultipartFormStream.parse(request.body, boundary: boundary, handler: handler)
-            guard let sink = handler.sink else {
-                throw HTTPErrorResponse(.badRequest, "Missing \(fileField) field in multipart body")
-            }
+            guard let sink = handler.sink else { throw missingFile() }
             return ReceivedPart(sink: sink, fileName: handler.fileName, contentType: handler.contentType, fields: handler.fields)
         } catch is FileTooLarge {
             handler.sink?.abandon()
@@ -91,13 +99,18 @@ public struct FileUploadReceiver {
         }
     }
 
+    /// What a body without a file part gets; dialects may word it their way.
+    public var missingFile: () -> HTTPError = {
+        HTTPErrorResponse(.badRequest, "Expected a multipart/form-data body with a file field")
+    }
+
     private struct FileTooLarge: Error {}
 
     private final class Handler<Sink: FileSink>: MultipartFormHandler {
         let fileField: String
         let maxBytes: Int64
         let maxFieldBytes: Int
-        let makeSink: (MultipartPartHeaders) throws -> Sink
+        let makeSink: (MultipartPartHeaders, [String: String]) throws -> Sink
         var sink: Sink?
         var fileName = DisplayName.fallback
         var contentType = "application/octet-stream"
@@ -107,7 +120,8 @@ public struct FileUploadReceiver {
         private var current = Current.ignored
         private var sawFile = false
 
-        init(fileField: String, maxBytes: Int64, maxFieldBytes: Int, makeSink: @escaping (MultipartPartHeaders) throws -> Sink) {
+        init(fileField: String, maxBytes: Int64, maxFieldBytes: Int,
+             makeSink: @escaping (MultipartPartHeaders, [String: String]) throws -> Sink) {
             self.fileField = fileField
             self.maxBytes = maxBytes
             self.maxFieldBytes = maxFieldBytes
@@ -118,11 +132,15 @@ public struct FileUploadReceiver {
             let name = headers.name ?? ""
             if name == fileField && !sawFile {
                 sawFile = true
-                sink = try makeSink(headers)
+                sink = try makeSink(headers, fields)
                 fileName = DisplayName.sanitize(headers.fileName)
                 contentType = MediaType.sanitize(headers["Content-Type"])
                 current = .file
             } else if headers.fileName == nil && !name.isEmpty {
+                // Names count against the field budget like values: thousands
+                // of empty fields with long names must not hold memory either.
+                fieldBytes += name.utf8.count
+                guard fieldBytes <= maxFieldBytes else { throw HTTPErrorResponse(.payloadTooLarge, "Form fields too large") }
                 current = .field(name, [])
             } else {
                 current = .ignored  // a second file, or a nameless part
@@ -150,21 +168,5 @@ public struct FileUploadReceiver {
             }
             current = .ignored
         }
-    }
-}
-
-/// Content types as recorded for uploads: `type/subtype` with optional
-/// parameters, printable ASCII only; anything else is `application/octet-stream`.
-public enum MediaType {
-    public static func sanitize(_ raw: String?) -> String {
-        guard let raw = raw?.trimmingWhitespace(), !raw.isEmpty, raw.utf8.count <= 255,
-              raw.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7F }) else { return "application/octet-stream" }
-        let mediaType = raw.split(separator: ";", maxSplits: 1)[0].trimmingWhitespace()
-        let parts = mediaType.split(separator: "/", omittingEmptySubsequences: false)
-        let token = { (part: Substring) in !part.isEmpty && part.unicodeScalars.allSatisfy { scalar in
-            scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || "!#$&^_.+-".unicodeScalars.contains(scalar)
-        } }
-        guard parts.count == 2, token(parts[0]), token(parts[1]) else { return "application/octet-stream" }
-        return raw
     }
 }

@@ -66,6 +66,19 @@ public struct MultipartError: HTTPError, CustomStringConvertible {
 public enum MultipartFormStream {
     static let maxHeaderBlock = 16 * 1024
 
+    /// Bounds on a body's structure, whatever its size: parts and their
+    /// header bytes (values are bounded by the handler).
+    public struct Limits: Sendable {
+        public var maxParts: Int
+        /// All parts' header blocks together.
+        public var maxHeaderBytes: Int
+
+        public init(maxParts: Int = 64, maxHeaderBytes: Int = 64 * 1024) {
+            self.maxParts = maxParts
+            self.maxHeaderBytes = maxHeaderBytes
+        }
+    }
+
     /// The `boundary` parameter of a `multipart/form-data` content type.
     public static func boundary(fromContentType contentType: String?) -> String? {
         guard let contentType else { return nil }
@@ -77,7 +90,9 @@ public enum MultipartFormStream {
     }
 
     public static func parse(_ body: RequestBody, boundary: String, handler: MultipartFormHandler,
-                             bufferSize: Int = 256 * 1024) throws {
+                             limits: Limits = Limits(), bufferSize: Int = 256 * 1024) throws {
+        var parts = 0
+        var headerBytes = 0
         let scanner = ByteScanner(body: body, capacity: max(bufferSize, 4 * maxHeaderBlock))
         defer { scanner.release() }
         // Every delimiter is CRLF "--" boundary; a virtual CRLF before the body
@@ -115,16 +130,21 @@ public enum MultipartFormStream {
                 state = .headers
             case .headers:
                 guard try scanner.ensure(2) else { throw ended }
+                parts += 1
+                guard parts <= limits.maxParts else { throw MultipartError("Too many parts in multipart body") }
                 var headers = MultipartPartHeaders()
                 if scanner.byte(at: 0) == 13 && scanner.byte(at: 1) == 10 {
                     scanner.consume(upTo: scanner.start + 2)  // a part with no headers
                 } else if let position = scanner.find([13, 10, 13, 10]) {
                     guard position - scanner.start <= maxHeaderBlock else { throw MultipartError("Part headers too large") }
+                    headerBytes += position - scanner.start
+                    guard headerBytes <= limits.maxHeaderBytes else { throw MultipartError("Part headers too large") }
                     headers = try parseHeaderBlock(scanner.bytes(scanner.start..<position))
                     scanner.consume(upTo: position + 4)
                 } else {
                     guard scanner.end - scanner.start <= maxHeaderBlock else { throw MultipartError("Part headers too large") }
                     guard try scanner.fill() else { throw ended }
+                    parts -= 1  // the same part again, with more bytes
                     continue
                 }
                 headers.bodyOffset = scanner.bodyOffset

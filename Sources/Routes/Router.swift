@@ -21,6 +21,8 @@ public final class Router: Sendable {
         let segments: [Segment]
         let handler: RouteHandler
         let renderError: ErrorRenderer
+        /// Also answered on the content origin (routes that serve stored bytes).
+        let onContentOrigin: Bool
     }
 
     enum Segment: Sendable, Equatable {
@@ -40,7 +42,12 @@ public final class Router: Sendable {
 
     public func respond(to request: Request) -> Response {
         let pathSegments = Self.split(request.path)
-        let matching = routes.compactMap { route in Self.match(route.segments, pathSegments).map { (route, $0) } }
+        let matching = routes.compactMap { route -> (Route, RouteParameters)? in
+            // The content origin serves stored bytes and nothing else, even
+            // if its nginx server block were to pass another path.
+            guard !request.isContentOrigin || route.onContentOrigin else { return nil }
+            return Self.match(route.segments, pathSegments).map { (route, $0) }
+        }
         var response: Response
         if matching.isEmpty {
             response = JSONResponse.error(.notFound, "Not found")
@@ -74,8 +81,13 @@ public final class Router: Sendable {
         }
     }
 
+    /// The segments after the leading `/`, empty ones kept: `/x/` is
+    /// `["x", ""]`, which no route matches, so a path variant never reaches a
+    /// handler through an nginx location meant for another path. A path that
+    /// doesn't start with `/` has no segments that match anything.
     static func split(_ path: String) -> [Substring] {
-        path.split(separator: "/", omittingEmptySubsequences: true)
+        guard path.hasPrefix("/") else { return [""] }
+        return path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
     }
 
     static func match(_ pattern: [Segment], _ path: [Substring]) -> RouteParameters? {
@@ -84,7 +96,9 @@ public final class Router: Sendable {
         for (segment, part) in zip(pattern, path) {
             switch segment {
             case .literal(let text): if text != part { return nil }
-            case .parameter(let name): parameters.values[name] = String(part)
+            case .parameter(let name):
+                guard !part.isEmpty else { return nil }
+                parameters.values[name] = String(part)
             }
         }
         return parameters
@@ -103,12 +117,15 @@ public struct RouterBuilder {
     }
 
     /// Adds a route. `pattern` segments starting with `:` capture a parameter.
+    /// `onContentOrigin`: the route serves stored bytes and is also answered
+    /// on the content origin.
     public mutating func add(_ method: String, _ pattern: String, errors: @escaping ErrorRenderer = JSONResponse.error,
-                             _ handler: @escaping RouteHandler) {
+                             onContentOrigin: Bool = false, _ handler: @escaping RouteHandler) {
         let segments = Router.split(pattern).map { part -> Router.Segment in
             part.hasPrefix(":") ? .parameter(String(part.dropFirst())) : .literal(String(part))
         }
-        routes.append(Router.Route(method: method.uppercased(), segments: segments, handler: handler, renderError: errors))
+        routes.append(Router.Route(method: method.uppercased(), segments: segments, handler: handler, renderError: errors,
+                                   onContentOrigin: onContentOrigin))
     }
 
     public func build() -> Router {

@@ -1,7 +1,9 @@
 import Foundation
+import Store
 
 /// Everything the routes need to know about how the server is set up.
-/// Built from the environment (see ``fromEnvironment(_:)``) or directly in tests.
+/// Built from the environment (see ``fromEnvironment(_:secureCookies:)``) or
+/// directly in tests.
 public struct ServerConfiguration: Sendable {
     public static let defaultMaxMB = 50
     public static let maxMBCap = 500
@@ -10,9 +12,14 @@ public struct ServerConfiguration: Sendable {
     public var maxUploadBytes: Int64
     /// Origins allowed to call the API from a browser, besides the built-in ones.
     public var extraCORSOrigins: [String]
-    /// Origin used in `cache_url` (`MINIHOST_PUBLIC_ORIGIN`, else
-    /// `NEXT_PUBLIC_MINIHOST_PUBLIC_ORIGIN`); nil means the request's own host.
+    /// Origin used in links the server hands out (`MINIHOST_PUBLIC_ORIGIN`,
+    /// else `NEXT_PUBLIC_MINIHOST_PUBLIC_ORIGIN`); nil means the request's
+    /// own host, which a client controls: set it in production.
     public var publicOrigin: String?
+    /// A separate origin for stored bytes (`MINIHOST_CONTENT_ORIGIN`), like a
+    /// user-content domain: public and raw links point there, and any type
+    /// may be shown inline there. nil serves them from ``publicOrigin``.
+    public var contentOrigin: String?
     /// Echo audit results in an `X-Minihost-Audit` response header.
     public var auditEcho: Bool
     /// Mark the operator cookie `Secure`. Off only for plain-HTTP loopback development.
@@ -31,17 +38,25 @@ public struct ServerConfiguration: Sendable {
     /// How long a verified username + password skips scrypt on later requests
     /// (`MINIHOST_CREDENTIAL_CACHE_SECONDS`, default 60; 0 turns it off).
     public var credentialCacheLifetime: TimeInterval = 60
+    /// Password hashes computed at once (`MINIHOST_PASSWORD_CHECKS`, default 2;
+    /// 128 MiB each) and requests that may wait for one (`MINIHOST_PASSWORD_QUEUE`,
+    /// default 16). Past the queue a request gets 503 at once.
+    public var passwordChecks = 2
+    public var passwordQueue = 16
+    /// The store's bounds (`MINIHOST_MAX_CHUNKS`: chunks per resumable upload).
+    public var storeLimits = StoreLimits()
     /// How long an operator session lasts.
     public var operatorSessionLifetime: TimeInterval
     public var version: String
 
     public init(maxUploadBytes: Int64 = Int64(defaultMaxMB) << 20, extraCORSOrigins: [String] = [],
-                publicOrigin: String? = nil, auditEcho: Bool = false, secureCookies: Bool = true,
-                unhandledCutoff: TimeInterval = 24 * 3600, operatorSessionLifetime: TimeInterval = 12 * 3600,
-                version: String = MinihostVersion.current) {
+                publicOrigin: String? = nil, contentOrigin: String? = nil, auditEcho: Bool = false,
+                secureCookies: Bool = true, unhandledCutoff: TimeInterval = 24 * 3600,
+                operatorSessionLifetime: TimeInterval = 12 * 3600, version: String = MinihostVersion.current) {
         self.maxUploadBytes = maxUploadBytes
         self.extraCORSOrigins = extraCORSOrigins
         self.publicOrigin = publicOrigin
+        self.contentOrigin = contentOrigin
         self.auditEcho = auditEcho
         self.secureCookies = secureCookies
         self.unhandledCutoff = unhandledCutoff
@@ -49,52 +64,97 @@ public struct ServerConfiguration: Sendable {
         self.version = version
     }
 
-    /// Reads the `MINIHOST_*` variables. Values that don't parse fall back to
-    /// the default rather than stopping the server; `warnings` says which.
+    /// The largest `olderThanHours` (or any other hour count) accepted: 100 years.
+    public static let maxHours: Double = 876_000
+
+    /// Reads the `MINIHOST_*` variables. Values that don't parse or are out
+    /// of range fall back to the default rather than stopping the server (or
+    /// trapping in a conversion); `warnings` says which.
     public static func fromEnvironment(_ environment: [String: String],
                                        secureCookies: Bool = true) -> (ServerConfiguration, warnings: [String]) {
-        var warnings: [String] = []
+        var reader = EnvironmentReader(environment: environment)
         var configuration = ServerConfiguration(secureCookies: secureCookies)
-        if let text = environment["MINIHOST_MAX_MB"], !text.isEmpty {
-            if let megabytes = Int(text), megabytes > 0 {
-                if megabytes > maxMBCap { warnings.append("MINIHOST_MAX_MB=\(text) is above the cap; using \(maxMBCap)") }
-                configuration.maxUploadBytes = Int64(min(megabytes, maxMBCap)) << 20
-            } else {
-                warnings.append("MINIHOST_MAX_MB=\(text) is not a positive whole number; using \(defaultMaxMB)")
-            }
+        if let megabytes = reader.number("MINIHOST_MAX_MB", in: 1...Double(Int32.max), whole: true,
+                                         fallback: "\(defaultMaxMB)") {
+            if megabytes > Double(maxMBCap) { reader.warnings.append("MINIHOST_MAX_MB=\(Int(megabytes)) is above the cap; using \(maxMBCap)") }
+            configuration.maxUploadBytes = Int64(min(megabytes, Double(maxMBCap))) << 20
         }
         configuration.extraCORSOrigins = (environment["MINIHOST_CORS_ORIGINS"] ?? "")
             .split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
-        let origin = [environment["MINIHOST_PUBLIC_ORIGIN"], environment["NEXT_PUBLIC_MINIHOST_PUBLIC_ORIGIN"]]
-            .compactMap { $0?.trimmingWhitespace() }.first { !$0.isEmpty }
-        configuration.publicOrigin = origin.map { var text = $0; while text.hasSuffix("/") { text.removeLast() }; return text }
-        configuration.auditEcho = ["1", "true", "yes", "on"].contains((environment["MINIHOST_AUDIT_ECHO"] ?? "").lowercased())
-        if let text = environment["MINIHOST_UNHANDLED_CUTOFF_HOURS"], !text.isEmpty {
-            if let hours = Double(text), hours >= 0 {
-                configuration.unhandledCutoff = hours * 3600
-            } else {
-                warnings.append("MINIHOST_UNHANDLED_CUTOFF_HOURS=\(text) is not a number of hours; using 24")
-            }
+        configuration.publicOrigin = reader.origin("MINIHOST_PUBLIC_ORIGIN") ?? reader.origin("NEXT_PUBLIC_MINIHOST_PUBLIC_ORIGIN")
+        configuration.contentOrigin = reader.origin("MINIHOST_CONTENT_ORIGIN")
+        if let content = configuration.contentOrigin, content == configuration.publicOrigin {
+            reader.warnings.append("MINIHOST_CONTENT_ORIGIN is the public origin; it must be a separate site to protect it. Ignored")
+            configuration.contentOrigin = nil
         }
-        if let text = environment["MINIHOST_CREDENTIAL_CACHE_SECONDS"], !text.isEmpty {
-            if let seconds = Double(text), seconds >= 0 {
-                configuration.credentialCacheLifetime = seconds
-            } else {
-                warnings.append("MINIHOST_CREDENTIAL_CACHE_SECONDS=\(text) is not a number of seconds; using 60")
-            }
+        configuration.auditEcho = FormFlag.isTrue(environment["MINIHOST_AUDIT_ECHO"])
+        if let hours = reader.number("MINIHOST_UNHANDLED_CUTOFF_HOURS", in: 0...maxHours, fallback: "24") {
+            configuration.unhandledCutoff = hours * 3600
         }
-        for (name, apply) in [
-            ("MINIHOST_MAX_CHUNKED_MB", { (value: Double) in configuration.maxChunkedUploadBytes = Int64(value) << 20 }),
-            ("MINIHOST_MAX_CHUNK_MB", { (value: Double) in configuration.maxChunkBytes = Int64(value) << 20 }),
-            ("MINIHOST_SESSION_HOURS", { (value: Double) in configuration.sessionLifetime = value * 3600 }),
-        ] {
-            guard let text = environment[name], !text.isEmpty else { continue }
-            if let value = Double(text), value > 0 { apply(value) } else { warnings.append("\(name)=\(text) is not a positive number; ignored") }
+        if let seconds = reader.number("MINIHOST_CREDENTIAL_CACHE_SECONDS", in: 0...86_400, fallback: "60") {
+            configuration.credentialCacheLifetime = seconds
         }
-        return (configuration, warnings)
+        if let megabytes = reader.number("MINIHOST_MAX_CHUNKED_MB", in: 1...Double(1 << 24), whole: true, fallback: "4096") {
+            configuration.maxChunkedUploadBytes = Int64(megabytes) << 20
+        }
+        if let megabytes = reader.number("MINIHOST_MAX_CHUNK_MB", in: 1...4096, whole: true, fallback: "100") {
+            configuration.maxChunkBytes = Int64(megabytes) << 20
+        }
+        if let hours = reader.number("MINIHOST_SESSION_HOURS", in: 0.001...8760, fallback: "24") {
+            configuration.sessionLifetime = hours * 3600
+        }
+        if let count = reader.number("MINIHOST_MAX_CHUNKS", in: 1...1_000_000, whole: true, fallback: "10000") {
+            configuration.storeLimits.maxChunksPerSession = Int64(count)
+        }
+        if let count = reader.number("MINIHOST_PASSWORD_CHECKS", in: 1...64, whole: true, fallback: "2") {
+            configuration.passwordChecks = Int(count)
+        }
+        if let count = reader.number("MINIHOST_PASSWORD_QUEUE", in: 0...4096, whole: true, fallback: "16") {
+            configuration.passwordQueue = Int(count)
+        }
+        return (configuration, reader.warnings)
     }
 
     public var maxUploadMB: Int { Int(maxUploadBytes >> 20) }
+}
+
+/// Reads typed, range-checked values from the environment, collecting a
+/// warning for each one it can't use.
+struct EnvironmentReader {
+    let environment: [String: String]
+    var warnings: [String] = []
+
+    /// The value of `name` if set, a finite number in `range` (and whole if
+    /// asked); nil, with a warning naming `fallback`, otherwise.
+    mutating func number(_ name: String, in range: ClosedRange<Double>, whole: Bool = false,
+                         fallback: String) -> Double? {
+        guard let text = environment[name]?.trimmingWhitespace(), !text.isEmpty else { return nil }
+        guard let value = Double(text), value.isFinite, range.contains(value), !whole || value == value.rounded() else {
+            let kind = whole ? "a whole number" : "a number"
+            warnings.append("\(name)=\(text) is not \(kind) from \(range.lowerBound.compact) to \(range.upperBound.compact); using \(fallback)")
+            return nil
+        }
+        return value
+    }
+
+    /// `scheme://host[:port]` with nothing after it, trailing slashes dropped.
+    mutating func origin(_ name: String) -> String? {
+        guard var text = environment[name]?.trimmingWhitespace(), !text.isEmpty else { return nil }
+        while text.hasSuffix("/") { text.removeLast() }
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+              ["http", "https"].contains(scheme), let host = components.host, !host.isEmpty,
+              components.path.isEmpty, components.query == nil, components.fragment == nil,
+              components.user == nil, components.password == nil else {
+            warnings.append("\(name)=\(text) is not an origin like https://files.example.com; ignored")
+            return nil
+        }
+        return text
+    }
+}
+
+extension Double {
+    /// `24` rather than `24.0` in messages.
+    var compact: String { self == rounded() && abs(self) < 1e15 ? String(Int64(self)) : String(self) }
 }
 
 public enum MinihostVersion {

@@ -11,8 +11,9 @@ public final class ServerContext: Sendable {
     public let logger: Logger
     let operatorCookie: OperatorCookie
     /// scrypt takes 128 MiB and ~0.3 s per hash: two at a time keeps a burst
-    /// of logins from exhausting memory; nginx rate-limits the rest.
-    let passwordHashing = ConcurrencyLimiter(limit: 2)
+    /// of logins from exhausting memory, and a bounded queue keeps waiters
+    /// from holding every worker thread; nginx rate-limits the rest.
+    let passwordHashing: ConcurrencyLimiter
     let passwordHasher: Scrypt
     let verifiedCredentials: VerifiedCredentialCache
     /// Verified against when the username is unknown, so unknown users and
@@ -25,6 +26,7 @@ public final class ServerContext: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.passwordHasher = passwordHasher
+        passwordHashing = ConcurrencyLimiter(limit: configuration.passwordChecks, maxWaiting: configuration.passwordQueue)
         verifiedCredentials = VerifiedCredentialCache(lifetime: configuration.credentialCacheLifetime)
         decoyPasswordHash = (try? passwordHasher.hash(password: "decoy-password")) ?? ""
         operatorCookie = OperatorCookie(signingKey: cookieSigningKey, secure: configuration.secureCookies,
@@ -33,16 +35,27 @@ public final class ServerContext: Sendable {
 
     /// The origin for links the server hands out: `MINIHOST_PUBLIC_ORIGIN`
     /// (or its NEXT_PUBLIC_ twin), else the request's own scheme and host.
+    /// A configured origin always wins over `Host`, which the client chose.
     func origin(for request: Request) -> String {
         configuration.publicOrigin ?? "\(request.scheme)://\(request.host ?? "localhost")"
     }
 
+    /// The origin for links to stored bytes (public cache URLs, raw and
+    /// download links): the content origin when one is configured.
+    func contentOrigin(for request: Request) -> String {
+        configuration.contentOrigin ?? origin(for: request)
+    }
+
     /// The router with every dialect's routes.
     public func makeRouter() -> Router {
-        var builder = RouterBuilder(cors: CORSPolicy(extraOrigins: configuration.extraCORSOrigins), logger: logger)
+        var builder = RouterBuilder(cors: CORSPolicy(publicOrigin: configuration.publicOrigin,
+                                                     extraOrigins: configuration.extraCORSOrigins), logger: logger)
         HealthRoutes(context: self).register(in: &builder)
         MinihostRoutes(context: self).register(in: &builder)
         PlainRoutes(context: self).register(in: &builder)
+        #if DEBUG
+        TestCrashRoutes().register(in: &builder)
+        #endif
         return builder.build()
     }
 }

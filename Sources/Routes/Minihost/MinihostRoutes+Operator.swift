@@ -63,27 +63,29 @@ extension MinihostRoutes {
         }
         audit(request, actor: "operator:\(username)", action: "admin_download", uploadId: id, status: 200)
         let inline = ["1", "true"].contains(request.query["inline"] ?? "")
-        return Self.fileResponse(upload, store: store, disposition: inline ? .inline : .attachment,
-                                 cacheControl: "private, no-store")
+        return StoredContent.response(upload, store: store, request: request, disposition: inline ? .inline : .attachment,
+                                      cacheControl: "private, no-store")
     }
 
-    /// `POST /api/minihost/admin-purge-unhandled`: purges ready uploads that no
-    /// app marked handled before the cutoff. The cutoff is
+    /// `POST /api/minihost/admin-purge-unhandled`: purges API clients' ready
+    /// uploads that no app marked handled before the cutoff. The cutoff is
     /// `MINIHOST_UNHANDLED_CUTOFF_HOURS` ago, or `olderThanHours` from the body.
     func adminPurgeUnhandled(_ request: Request) throws -> Response {
         let username = try requireOperator(request)
         let body = try request.optionalJSONObject(limit: 16 * 1024)
         var age = configuration.unhandledCutoff
         if let raw = body["olderThanHours"] {
-            guard let hours = raw as? Double, hours >= 0, !([String: Any].isBoolean(raw)) else {
-                throw HTTPErrorResponse(.badRequest, "olderThanHours must be a number of hours")
+            let limit = ServerConfiguration.maxHours
+            guard let hours = raw as? Double, hours.isFinite, (0...limit).contains(hours), !([String: Any].isBoolean(raw)) else {
+                throw HTTPErrorResponse(.badRequest, "olderThanHours must be a number of hours from 0 to \(Int(limit))")
             }
             age = hours * 3600
         }
         let now = Date()
         let cutoff = now.addingTimeInterval(-age)
         return try audited(request, actor: "operator:\(username)", action: "admin_purge_unhandled", uploadId: nil) {
-            let counts = try store.purgeUnhandled(createdBefore: cutoff, now: now)
+            // "Unhandled" is an API-client notion: other dialects' files are never candidates.
+            let counts = try store.purgeUnhandled(ownerKind: .apiClient, createdBefore: cutoff, now: now)
             return JSONResponse.make([
                 "ok": true, "cutoff": ISO8601Timestamp.format(cutoff),
                 "candidateCount": counts.candidates, "purgedCount": counts.purged,

@@ -45,7 +45,8 @@ extension MinihostRoutes {
         guard let upload = try store.upload(id: id, owner: .apiClient(client.clientKey)), upload.state == .ready else {
             throw HTTPErrorResponse(.notFound, "Upload not found")
         }
-        return Self.fileResponse(upload, store: store, disposition: .attachment, cacheControl: "private, no-store")
+        return StoredContent.response(upload, store: store, request: request, disposition: .attachment,
+                                      cacheControl: "private, no-store")
     }
 
     /// `POST /api/minihost/upload_follow_up`: app metadata, handled time,
@@ -64,6 +65,11 @@ extension MinihostRoutes {
                 return JSONResponse.make(["ok": true, "uploadId": uploadId, "purged": true])
             }
             let upload = try store.applyAppDataChange(change.appData, uploadId: uploadId, owner: owner)
+            if let replaced = change.appData.replacesUploadId {
+                // The replaced upload gets its own audit line, so a search by its id finds the purge.
+                audit(request, actor: client.clientKey, action: "purge_for_replacement", uploadId: replaced, status: 200,
+                      detail: "replaced by \(uploadId)")
+            }
             var answer: [String: Any] = [
                 "ok": true, "uploadId": upload.id,
                 "appPayload": MinihostStore.decodePayload(upload.appPayload),
@@ -89,19 +95,20 @@ extension MinihostRoutes {
             _ = try store.setPublication(uploadId: uploadId, owner: .apiClient(client.clientKey), status: status)
             var answer: [String: Any] = ["ok": true, "upload_id": uploadId, "uploadId": uploadId, "status": status.rawValue]
             if status == .published {
-                answer["cache_url"] = context.origin(for: request) + "/minihost/cache/" + uploadId
+                answer["cache_url"] = context.contentOrigin(for: request) + "/minihost/cache/" + uploadId
             }
             return JSONResponse.make(answer)
         }
     }
 
     /// `GET /minihost/cache/:id`: public, only for ready and published uploads.
-    func cached(_ id: String?) throws -> Response {
+    /// Inline where ``StoredContent`` allows it, else an attachment.
+    func cached(_ id: String?, _ request: Request) throws -> Response {
         guard let id, let upload = try store.publishedUpload(id: id) else {
             throw HTTPErrorResponse(.notFound, "Not found")
         }
-        return Self.fileResponse(upload, store: store, disposition: .inline,
-                                 cacheControl: "public, max-age=31536000, immutable")
+        return StoredContent.response(upload, store: store, request: request, disposition: .inline,
+                                      cacheControl: "public, max-age=31536000, immutable")
     }
 }
 

@@ -16,8 +16,12 @@ struct MinihostRoutes {
         builder.add("GET", "/api/minihost/download") { request, _ in try download(request) }
         builder.add("POST", "/api/minihost/upload_follow_up") { request, _ in try followUp(request) }
         builder.add("POST", "/api/minihost/publishing_upload") { request, _ in try publish(request) }
-        builder.add("GET", "/minihost/cache/:id") { _, parameters in try cached(parameters["id"]) }
-        builder.add("GET", "/api/minihost/cache/:id") { _, parameters in try cached(parameters["id"]) }
+        builder.add("GET", "/minihost/cache/:id", onContentOrigin: true) { request, parameters in
+            try cached(parameters["id"], request)
+        }
+        builder.add("GET", "/api/minihost/cache/:id", onContentOrigin: true) { request, parameters in
+            try cached(parameters["id"], request)
+        }
         builder.add("POST", "/api/minihost/admin-login") { request, _ in try adminLogin(request) }
         builder.add("POST", "/api/minihost/admin-logout") { request, _ in try adminLogout(request) }
         builder.add("GET", "/api/minihost/admin-download") { request, _ in adminDownloadRedirect(request) }
@@ -83,18 +87,6 @@ struct MinihostRoutes {
             if configuration.auditEcho { throw EchoedError(underlying: error, echo: echo) }
             throw error
         }
-    }
-
-    static func fileResponse(_ upload: Upload, store: MinihostStore, disposition: ContentDisposition.Kind,
-                             cacheControl: String) -> Response {
-        var headers = HTTPHeaders()
-        headers.set("Content-Type", upload.contentType)
-        headers.set("Content-Disposition", ContentDisposition.header(disposition, fileName: upload.fileName))
-        headers.set("Cache-Control", cacheControl)
-        let blob = upload.blob ?? upload.sha256
-        let file = ServedFile(relativePath: store.blobs.relativePath(for: blob), absolutePath: store.blobs.path(for: blob),
-                              size: upload.size)
-        return Response(status: .ok, headers: headers, body: .file(file))
     }
 }
 

@@ -5,20 +5,35 @@ import Store
 extension PlainRoutes {
     /// `POST /api/basicHTMLUpload`: multipart `username`, `password`, `file`
     /// and optional `folderId` in one request; answers the links as text.
-    /// The fields may follow the file, so the file is streamed to a temporary
-    /// blob first and dropped if the credentials or quota refuse it.
+    ///
+    /// Credentials sent before the file (as curl `-F` and browsers send form
+    /// fields in order) are checked before a byte of the file is written: a
+    /// wrong password stores nothing. Fields that follow the file can only be
+    /// checked once it has arrived; it is dropped if they refuse it. nginx
+    /// buffers this route's body, so a slow sender holds no worker thread.
     func basicUpload(_ request: Request) throws -> Response {
-        let received = try FileUploadReceiver(store: store, maxBytes: context.configuration.maxUploadBytes)
-            .receive(request, tooLarge: HTTPErrorResponse(.payloadTooLarge, "File too large"))
+        var receiver = FileUploadReceiver(store: store, maxBytes: context.configuration.maxUploadBytes)
+        receiver.missingFile = { HTTPErrorResponse(.badRequest, "No file uploaded") }
+        var early: (AccountCredential, Folder)?
+        let received = try receiver.receive(request, tooLarge: HTTPErrorResponse(.payloadTooLarge, "File too large")) { fields in
+            guard fields["username"] != nil || fields["password"] != nil else { return }
+            guard let credential = try credential(fields) else { throw HTTPErrorResponse(.unauthorized, "Invalid credentials") }
+            early = (credential, try targetFolder(credential, fields["folderId"]))
+        }
         do {
-            guard let credential = try credential(received.fields) else {
-                throw HTTPErrorResponse(.unauthorized, "Invalid credentials")
+            let account: AccountCredential, folder: Folder
+            if let early {
+                (account, folder) = early
+            } else {
+                guard let late = try credential(received.fields) else {
+                    throw HTTPErrorResponse(.unauthorized, "Invalid credentials")
+                }
+                (account, folder) = (late, try targetFolder(late, received.fields["folderId"]))
             }
-            let folder = try targetFolder(credential, received.fields["folderId"])
-            let user = credential.user
+            let user = account.user
             let upload = try store.commitUpload(
                 received.blob, owner: user.owner, fileName: received.fileName,
-                contentType: received.contentType == "application/octet-stream"
+                contentType: received.contentType == MediaType.octetStream
                     ? MediaTypeGuess.forFileName(received.fileName) : received.contentType,
                 quotaBytes: user.quotaBytes) { upload in
                     upload.publicId = try Self.newPublicId()

@@ -49,9 +49,13 @@ extension PlainRoutes {
         guard let session = try store.session(id: id), session.state == .open else {
             throw HTTPErrorResponse(.badRequest, "Not found")
         }
+        // Refused before any byte is taken; checked again when recorded.
+        do { try store.checkChunk(index: index, of: session) } catch let error as StorageError where error.code == .invalid {
+            throw HTTPErrorResponse(.badRequest, Self.sentence(error.detail))
+        }
         let limit = min(context.configuration.maxChunkBytes, session.declaredSize)
         let received = try FileUploadReceiver(store: store, maxBytes: limit)
-            .receive(request, tooLarge: HTTPErrorResponse(.payloadTooLarge, "Chunk too large")) { _, expectedSize in
+            .receive(request, tooLarge: HTTPErrorResponse(.payloadTooLarge, "Chunk too large")) { _, expectedSize, _ in
                 try store.makeChunkWriter(sessionId: id, index: index, expectedSize: expectedSize)
             }
         do {

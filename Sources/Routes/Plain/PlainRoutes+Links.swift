@@ -7,8 +7,12 @@ import Store
 /// (the bytes as an attachment). nginx sends the bytes via accel redirect.
 extension PlainRoutes {
     func registerLinks(in builder: inout RouterBuilder) {
-        builder.add("GET", "/s/:id") { _, parameters in try serve(parameters["id"], attachment: false) }
-        builder.add("GET", "/d/:id") { _, parameters in try serve(parameters["id"], attachment: true) }
+        builder.add("GET", "/s/:id", onContentOrigin: true) { request, parameters in
+            try serve(parameters["id"], request, attachment: false)
+        }
+        builder.add("GET", "/d/:id", onContentOrigin: true) { request, parameters in
+            try serve(parameters["id"], request, attachment: true)
+        }
         builder.add("GET", "/:id") { request, parameters in try page(parameters["id"], request) }
     }
 
@@ -16,15 +20,16 @@ extension PlainRoutes {
     /// basicHTMLUpload's links do; the id alone still resolves.
     func links(for upload: Upload, _ request: Request, withExtension: Bool = false) -> String {
         let origin = context.origin(for: request)
+        let bytesOrigin = context.contentOrigin(for: request)
         var id = upload.publicId ?? upload.id
         if withExtension, let dot = upload.fileName.lastIndex(of: "."),
            case let ext = upload.fileName[upload.fileName.index(after: dot)...],
            (1...16).contains(ext.count), ext.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) {
             id += "." + ext
         }
-        let raw = "\(origin)/s/\(id)"
+        let raw = "\(bytesOrigin)/s/\(id)"
         let link = upload.skipEmbeddedPage ? raw : "\(origin)/\(id)"
-        return "Link: \(link)\nRaw: \(raw)\nDownload: \(origin)/d/\(id)"
+        return "Link: \(link)\nRaw: \(raw)\nDownload: \(bytesOrigin)/d/\(id)"
     }
 
     /// The upload behind a link id; an extension after the id (`abc.pdf`) is ignored.
@@ -35,19 +40,21 @@ extension PlainRoutes {
         return upload
     }
 
-    func serve(_ id: String?, attachment: Bool) throws -> Response {
+    func serve(_ id: String?, _ request: Request, attachment: Bool) throws -> Response {
         let upload = try linked(id)
-        let disposition: ContentDisposition.Kind = attachment || upload.forceDownload || !Self.safeInline(upload.contentType)
-            ? .attachment : .inline
-        return MinihostRoutes.fileResponse(upload, store: store, disposition: disposition, cacheControl: "public, max-age=300")
+        return StoredContent.response(upload, store: store, request: request,
+                                      disposition: attachment || upload.forceDownload ? .attachment : .inline,
+                                      cacheControl: "public, max-age=300")
     }
 
     func page(_ id: String?, _ request: Request) throws -> Response {
         let upload = try linked(id)
         let publicId = upload.publicId ?? upload.id
+        // Relative unless the bytes live on a separate content origin.
+        let bytesOrigin = context.configuration.contentOrigin ?? ""
         if upload.skipEmbeddedPage {
             var response = Response(status: HTTPStatus(code: 302, reason: "Found"))
-            response.headers.set("Location", "/s/\(publicId)")
+            response.headers.set("Location", "\(bytesOrigin)/s/\(publicId)")
             return response
         }
         let name = HTML.escape(upload.fileName)
@@ -60,7 +67,7 @@ extension PlainRoutes {
             </head><body>
             <h1>\(name)</h1>
             <p>\(ByteCount.format(upload.size)) · \(HTML.escape(upload.contentType))</p>
-            <p><a class="button" href="/d/\(publicId)">Download</a> <a href="/s/\(publicId)">Open</a></p>
+            <p><a class="button" href="\(HTML.escape(bytesOrigin))/d/\(publicId)">Download</a> <a href="\(HTML.escape(bytesOrigin))/s/\(publicId)">Open</a></p>
             </body></html>
             """
         var headers = HTTPHeaders()
@@ -68,14 +75,6 @@ extension PlainRoutes {
         headers.set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
         headers.set("X-Content-Type-Options", "nosniff")
         return Response(status: .ok, headers: headers, body: .bytes(Array(html.utf8)))
-    }
-
-    /// Types a browser may render inline from our origin; HTML and SVG are
-    /// served as attachments so an upload can't run script on this origin.
-    static func safeInline(_ contentType: String) -> Bool {
-        let type = contentType.split(separator: ";")[0].trimmingWhitespace().lowercased()
-        return (type.hasPrefix("image/") && type != "image/svg+xml") || type.hasPrefix("video/") || type.hasPrefix("audio/")
-            || type == "application/pdf" || type.hasPrefix("text/plain") || type == "text/csv" || type == "application/json"
     }
 }
 
