@@ -32,7 +32,8 @@ enum FastCGIRequestDecoder {
         let body = FastCGIRequestBody(stream: request.in, declaredLength: headers["Content-Length"].flatMap { Int64($0) })
         return Request(method: params["REQUEST_METHOD"] ?? "GET", path: path,
                        queryString: params["QUERY_STRING"] ?? "", headers: headers,
-                       remoteAddress: params["REMOTE_ADDR"] ?? "", scheme: scheme, body: body)
+                       remoteAddress: params["REMOTE_ADDR"] ?? "", scheme: scheme,
+                       isContentOrigin: params["MINIHOST_CONTENT_ORIGIN"] == "1", body: body)
     }
 
     /// `HTTP_X_API_KEY` → `x-api-key`; CGI's two unprefixed headers are mapped

@@ -43,7 +43,7 @@ public final class FastCGIServer: @unchecked Sendable {
     private let responder: Responder
     private let logger: Logger
     private var socket: ListeningSocket?
-    private let state = WorkerCounter()
+    private let threads = WorkerThreads()
 
     public init(configuration: Configuration, logger: Logger, responder: @escaping Responder) {
         self.configuration = configuration
@@ -56,12 +56,15 @@ public final class FastCGIServer: @unchecked Sendable {
     /// that the threads inherit the mask and only the waiting thread sees them.
     public func start() throws {
         guard FCGX_Init() == 0 else { throw SystemError("FCGX_Init", code: -1) }
+        AcceptInterruption.install()
+        AcceptInterruption.block()  // inherited by the threads; each unblocks it around accept
         let socket = try ListeningSocket(configuration.address)
         self.socket = socket
         for index in 0..<configuration.workerCount {
-            state.begin()
+            threads.starting()
             try spawnThread(name: "fcgi-\(index)") { [self] in
-                defer { state.end() }
+                threads.register()
+                defer { threads.unregister() }
                 workerLoop(listener: socket.descriptor)
             }
         }
@@ -72,16 +75,23 @@ public final class FastCGIServer: @unchecked Sendable {
 
     /// Stops accepting, lets requests in flight finish within the grace period,
     /// and returns true when every thread ended in time.
+    ///
+    /// The listening socket may be shared (systemd's, or `minihost up`'s
+    /// passed to several worker processes), so it is never shut down: that
+    /// would refuse connections for every process holding it, and for the
+    /// next one systemd starts. Instead each thread idle in accept is woken
+    /// by a signal it only unblocks while accepting (see ``AcceptInterruption``).
     @discardableResult
     public func stop() -> Bool {
         guard let socket else { return true }
-        state.stopping = true
+        threads.stopping = true
         FCGX_ShutdownPending()
-        socket.shutdownAccepting()
-        let finished = state.waitUntilZero(timeout: configuration.shutdownGracePeriod)
+        let finished = threads.waitUntilNone(timeout: configuration.shutdownGracePeriod) {
+            threads.signalAll(AcceptInterruption.signal)
+        }
         if !finished {
             logger.warning("requests still in flight after the grace period; exiting anyway",
-                           metadata: ["busy": "\(state.count)"])
+                           metadata: ["busy": "\(threads.count)"])
         }
         socket.close()
         self.socket = nil
@@ -95,11 +105,19 @@ public final class FastCGIServer: @unchecked Sendable {
             return
         }
         let writer = FastCGIResponseWriter(fileServing: configuration.fileServing, logger: logger)
-        while true {
+        while !threads.stopping {
+            AcceptInterruption.unblock()
             let accepted = FCGX_Accept_r(&request)
+            // Blocked again while a request is handled: a read interrupted
+            // by the signal would break the request.
+            AcceptInterruption.block()
             if accepted < 0 {
-                if !state.stopping { logger.error("accept failed; worker thread ends", metadata: ["code": "\(accepted)"]) }
-                break
+                if threads.stopping { break }
+                // EMFILE and the like pass; a thread that gave up here would
+                // shrink the pool for good.
+                logger.error("accept failed; retrying", metadata: ["code": "\(accepted)"])
+                usleep(100_000)
+                continue
             }
             let incoming = FastCGIRequestDecoder.decode(&request)
             let response = responder(incoming)
@@ -107,49 +125,6 @@ public final class FastCGIServer: @unchecked Sendable {
             FCGX_Finish_r(&request)
         }
         FCGX_Free(&request, 1)
-    }
-}
-
-/// Counts live worker threads so `stop` can wait for them.
-final class WorkerCounter: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
-    private(set) var count = 0
-    /// Set before the socket is shut down, so accept failures after it are expected.
-    var stopping: Bool {
-        get { pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }; return isStopping }
-        set { pthread_mutex_lock(&mutex); isStopping = newValue; pthread_mutex_unlock(&mutex) }
-    }
-    private var isStopping = false
-
-    init() {
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&condition, nil)
-    }
-
-    func begin() {
-        pthread_mutex_lock(&mutex); count += 1; pthread_mutex_unlock(&mutex)
-    }
-
-    func end() {
-        pthread_mutex_lock(&mutex)
-        count -= 1
-        pthread_cond_broadcast(&condition)
-        pthread_mutex_unlock(&mutex)
-    }
-
-    func waitUntilZero(timeout: Double) -> Bool {
-        var deadline = timespec()
-        clock_gettime(CLOCK_REALTIME, &deadline)
-        let total = Double(deadline.tv_sec) + Double(deadline.tv_nsec) / 1e9 + timeout
-        deadline.tv_sec = Int(total)
-        deadline.tv_nsec = Int((total - Double(Int(total))) * 1e9)
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        while count > 0 {
-            if pthread_cond_timedwait(&condition, &mutex, &deadline) == ETIMEDOUT { return count == 0 }
-        }
-        return true
     }
 }
 

@@ -17,6 +17,18 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// True for a unix socket, and for TCP on 127.0.0.0/8 or ::1.
+    public var isLoopback: Bool {
+        guard case .tcp(let host, _) = self else { return true }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, host, &v6) == 1 {
+            return withUnsafeBytes(of: &v6) { bytes in bytes.prefix(15).allSatisfy { $0 == 0 } && bytes[15] == 1 }
+        }
+        return false
+    }
+
     /// Parses `HOST:PORT`, for example `127.0.0.1:9000`.
     public static func parseTCP(_ text: String) -> ListenAddress? {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
@@ -27,14 +39,14 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// A listening socket the pool owns. Opened here rather than with
-/// `FCGX_OpenSocket` so the unix socket's mode is set and so `shutdown()` can
-/// wake every thread blocked in accept when the server stops.
-final class ListeningSocket: Sendable {
-    let descriptor: Int32
+/// A listening socket. Opened here rather than with `FCGX_OpenSocket` so the
+/// unix socket's mode is set. `minihost up` opens one and passes it to each
+/// worker process it supervises, so the socket outlives a worker's crash.
+public final class ListeningSocket: Sendable {
+    public let descriptor: Int32
     private let unlinkPath: String?
 
-    init(_ address: ListenAddress, backlog: Int32 = 1024) throws {
+    public init(_ address: ListenAddress, backlog: Int32 = 1024) throws {
         switch address {
         case .systemd:
             let environment = ProcessEnvironment.current
@@ -118,13 +130,9 @@ final class ListeningSocket: Sendable {
         }
     }
 
-    /// Makes every `accept` on this socket fail at once, without closing the
-    /// descriptor under threads that still use it.
-    func shutdownAccepting() {
-        shutdown(descriptor, Int32(SHUT_RDWR))
-    }
-
-    func close() {
+    /// Closes this process's descriptor (the socket lives on in any other
+    /// process holding it) and removes a unix socket this process created.
+    public func close() {
         Glibc.close(descriptor)
         if let path = unlinkPath { unlink(path) }
     }

@@ -15,14 +15,21 @@ struct NginxConfig: ParsableCommand {
     @Option(help: "Largest chunk in MB (match MINIHOST_MAX_CHUNK_MB).") var maxChunkMb: Int = 100
     @Option(help: "HTTP listen address.") var httpListen: String = "80"
     @Option(help: "HTTPS listen address.") var httpsListen: String = "443"
+    @Option(help: "server_name of the content origin (MINIHOST_CONTENT_ORIGIN's host), a separate site that serves only stored bytes.")
+    var contentServerName: String?
+    @Option(help: "TLS certificate for the content origin (default: --ssl-certificate).") var contentSslCertificate: String?
+    @Option(help: "TLS key for the content origin (default: --ssl-certificate-key).") var contentSslCertificateKey: String?
 
     func run() throws {
-        let site = NginxTemplates.Site(mode: "production, rendered by minihost nginx-config", tls: true,
+        var site = NginxTemplates.Site(mode: "production, rendered by minihost nginx-config", tls: true,
                                        httpListen: httpListen, httpsListen: httpsListen, ipv6: httpListen == "80",
                                        serverName: serverName, sslCertificate: sslCertificate,
                                        sslCertificateKey: sslCertificateKey, upstream: "unix:" + socket,
                                        blobRoot: blobRoot, maxUploadMB: min(maxMb, 500), maxChunkMB: maxChunkMb,
                                        rateLimit: true)
+        site.contentServerName = contentServerName
+        site.contentSslCertificate = contentSslCertificate ?? sslCertificate
+        site.contentSslCertificateKey = contentSslCertificateKey ?? sslCertificateKey
         print(try NginxTemplates.locate().render("minihost.conf", site.values), terminator: "")
     }
 }

@@ -25,10 +25,17 @@ struct NginxTemplates {
         throw CommandFailure("nginx templates not found (looked in \(candidates.joined(separator: ", "))); set MINIHOST_NGINX_TEMPLATES")
     }
 
+    /// Renders `name`; every other template in the folder is a partial it may include.
     func render(_ name: String, _ values: [String: Any]) throws -> String {
-        let text = try String(contentsOfFile: directory + "/" + name + ".mustache", encoding: .utf8)
-        let template = try MustacheTemplate(string: text)
-        return template.render(values)
+        var library = MustacheLibrary()
+        for file in try FileManager.default.contentsOfDirectory(atPath: directory) where file.hasSuffix(".mustache") {
+            let text = try String(contentsOfFile: directory + "/" + file, encoding: .utf8)
+            try library.register(text, named: String(file.dropLast(".mustache".count)))
+        }
+        guard let rendered = library.render(values, withTemplate: name) else {
+            throw CommandFailure("nginx template \(name) not found in \(directory)")
+        }
+        return rendered
     }
 
     /// Values for the site template.
@@ -46,6 +53,11 @@ struct NginxTemplates {
         var maxUploadMB: Int
         var maxChunkMB: Int = 100
         var rateLimit: Bool
+        /// The content origin's server block (`MINIHOST_CONTENT_ORIGIN`), if any.
+        var contentServerName: String?
+        var contentListen = ""
+        var contentSslCertificate = ""
+        var contentSslCertificateKey = ""
 
         var values: [String: Any] {
             [
@@ -55,6 +67,9 @@ struct NginxTemplates {
                 // Room for the multipart framing around a file of the maximum size.
                 "max_body_size": "\(maxUploadMB + 1)m", "max_chunk_body_size": "\(maxChunkMB + 1)m",
                 "rate_limit": rateLimit,
+                "content": contentServerName != nil, "content_server_name": contentServerName ?? "",
+                "content_listen": contentListen, "content_ssl_certificate": contentSslCertificate,
+                "content_ssl_certificate_key": contentSslCertificateKey,
             ]
         }
     }

@@ -8,20 +8,29 @@ import Store
 
 struct Up: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run nginx and the worker pool in the foreground on 127.0.0.1:PORT (for local use).",
+        abstract: "Run nginx and supervised worker processes in the foreground on 127.0.0.1:PORT (for local use).",
         discussion: """
             Writes the nginx config from deploy/nginx into DATA/nginx, starts nginx and the
-            workers, and stops both on Ctrl-C or SIGTERM. Rate limits are those of production
-            unless MINIHOST_RATE_LIMIT=off.
+            worker processes (`minihost serve`) on one socket, restarts a worker that dies, and
+            stops everything on Ctrl-C or SIGTERM. If workers keep dying, or nginx does, it stops
+            the rest and exits 1. Rate limits are those of production unless MINIHOST_RATE_LIMIT=off.
+            With MINIHOST_CONTENT_ORIGIN=http://127.0.0.1:PORT2 (or a name on PORT) a second
+            server block serves stored bytes there.
             """)
 
     @Option(help: "The loopback port nginx listens on.") var port: Int = 8080
     @OptionGroup var dataOptions: DataOptions
-    @Option(help: "Worker threads (each handles one request at a time).") var workers: Int = WorkerRuntime.defaultWorkers
+    @Option(help: "Worker threads per process (each handles one request at a time).")
+    var workers: Int = WorkerRuntime.defaultWorkers
+    @Option(help: "Worker processes sharing the socket; a crash costs only one process's requests.")
+    var processes: Int = 1
+    @Option(help: "Seconds requests in flight get to finish on stop.") var gracePeriod: Double = 30
 
     func validate() throws {
         if !(1...65535).contains(port) { throw ValidationError("--port must be 1-65535") }
         if workers < 1 { throw ValidationError("--workers must be at least 1") }
+        if !(1...64).contains(processes) { throw ValidationError("--processes must be 1-64") }
+        if !(0...3600).contains(gracePeriod) { throw ValidationError("--grace-period takes 0 to 3600 seconds") }
     }
 
     func run() throws {
@@ -30,25 +39,91 @@ struct Up: ParsableCommand {
             throw CommandFailure("nginx not found: install it (apt-get install nginx-light) or run `make run`")
         }
         let data = DataDirectory(dataOptions.data)
-        try data.create()
+        let environment = ProcessInfo.processInfo.environment
+        let (limits, warnings) = ServerConfiguration.fromEnvironment(environment)
+        for warning in warnings { logger.warning("\(warning)") }
+        // Migrates the schema once, before any worker opens it.
+        let hasClients = try !MinihostStore(directory: data, limits: limits.storeLimits).listClients().isEmpty
         let prefix = data.root + "/nginx"
         let runFolder = data.root + "/run"
         for folder in [prefix, runFolder] { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
         let socketPath = runFolder + "/workers.sock"
-        let environment = ProcessInfo.processInfo.environment
         let rateLimit = (environment["MINIHOST_RATE_LIMIT"] ?? "on").lowercased() != "off"
+        let mainConfig = try writeNginxConfig(prefix: prefix, data: data, socketPath: socketPath, limits: limits,
+                                              rateLimit: rateLimit)
 
-        // Block the stop signals before any thread exists, so all inherit the mask.
+        // Block the stop signals before any thread or child exists.
         TerminationSignals.block(TerminationSignals.stopSignals + [SIGCHLD])
-        let runtime = try WorkerRuntime(data: data, address: .unixSocket(path: socketPath, mode: 0o666),
-                                        workers: workers, secureCookies: false,
-                                        fileServing: .accelRedirect(prefix: "/_blobs/"), logger: logger)
-        let limits = ServerConfiguration.fromEnvironment(environment).0
+        let socket = try ListeningSocket(.unixSocket(path: socketPath, mode: 0o666))
+        defer { socket.close() }
+        let supervisor = WorkerSupervisor(
+            executable: CommandLine.executablePath,
+            arguments: ["serve", "--data", data.root, "--workers", String(workers), "--grace-period", String(gracePeriod),
+                        "--development"],
+            socket: socket.descriptor, count: processes, pidFile: runFolder + "/workers.pid", logger: logger)
+        try supervisor.startAll()
+        let nginxProcess: ChildProcess
+        do {
+            nginxProcess = try ChildProcess.spawn(nginx, ["-p", prefix, "-c", mainConfig, "-e", prefix + "/error.log"])
+        } catch {
+            _ = supervisor.stopAll(timeout: gracePeriod + 5)
+            throw error
+        }
+        if !hasClients {
+            print("""
+                No API clients yet. Create one in another terminal:
+                  \(CommandLine.executablePath) client create myapp --scopes upload,download,publish --data \(data.root)
+                """)
+        }
+        print("minihost is up: http://127.0.0.1:\(port)/api/health (rate limits \(rateLimit ? "on" : "off"), "
+              + "\(processes) worker process\(processes == 1 ? "" : "es"); Ctrl-C stops)")
+        fflush(nil)  // flush stdout before blocking in sigwait
+
+        var failed = false
+        loop: while true {
+            let signal = TerminationSignals.wait(for: TerminationSignals.stopSignals + [SIGCHLD])
+            guard signal == SIGCHLD else {
+                logger.info("stopping", metadata: ["signal": "\(signal)"])
+                break
+            }
+            if let status = nginxProcess.poll() {
+                logger.error("nginx exited (\(WaitStatus.describe(status))); see \(prefix)/error.log. Stopping the workers")
+                failed = true
+                break
+            }
+            switch supervisor.reap() {
+            case .gaveUp:
+                failed = true
+                break loop
+            case .restarted, .notOurs:
+                continue
+            }
+        }
+        nginxProcess.signal(SIGQUIT)  // graceful: finish requests in flight
+        let workersClean = supervisor.stopAll(timeout: gracePeriod + 5)
+        nginxProcess.wait(timeout: 10)
+        logger.info("stopped", metadata: ["clean": "\(workersClean && !failed)"])
+        if failed { throw ExitCode(1) }
+        if !workersClean { throw ExitCode(3) }
+    }
+
+    /// Renders the site and main configs into `prefix`; returns the main config's path.
+    private func writeNginxConfig(prefix: String, data: DataDirectory, socketPath: String, limits: ServerConfiguration,
+                                  rateLimit: Bool) throws -> String {
         let templates = try NginxTemplates.locate()
-        let site = NginxTemplates.Site(mode: "local, rendered by minihost up", tls: false, httpListen: "127.0.0.1:\(port)",
+        var site = NginxTemplates.Site(mode: "local, rendered by minihost up", tls: false, httpListen: "127.0.0.1:\(port)",
                                        serverName: "localhost", upstream: "unix:" + socketPath,
                                        blobRoot: data.blobsPath, maxUploadMB: limits.maxUploadMB,
                                        maxChunkMB: Int(limits.maxChunkBytes >> 20), rateLimit: rateLimit)
+        if let origin = limits.contentOrigin {
+            guard let components = URLComponents(string: origin), let host = components.host else {
+                throw CommandFailure("MINIHOST_CONTENT_ORIGIN=\(origin) is not an origin")
+            }
+            // up listens on loopback only: the content origin is another port,
+            // or another name on this one.
+            site.contentServerName = host
+            site.contentListen = "127.0.0.1:\(components.port ?? port)"
+        }
         let siteConfig = prefix + "/minihost.conf"
         try templates.render("minihost.conf", site.values).write(toFile: siteConfig, atomically: true, encoding: .utf8)
         var main: [String: Any] = ["prefix": prefix, "site_config": siteConfig]
@@ -63,34 +138,6 @@ struct Up: ParsableCommand {
         }
         let mainConfig = prefix + "/nginx.conf"
         try templates.render("nginx-local.conf", main).write(toFile: mainConfig, atomically: true, encoding: .utf8)
-
-        try runtime.start()
-        let nginxProcess = try ChildProcess.spawn(nginx, ["-p", prefix, "-c", mainConfig, "-e", prefix + "/error.log"])
-        if try runtime.store.listClients().isEmpty {
-            print("""
-                No API clients yet. Create one in another terminal:
-                  \(CommandLine.executablePath) client create myapp --scopes upload,download,publish --data \(data.root)
-                """)
-        }
-        print("minihost is up: http://127.0.0.1:\(port)/api/health (rate limits \(rateLimit ? "on" : "off"); Ctrl-C stops)")
-        fflush(nil)  // flush stdout before blocking in sigwait
-
-        var exitCode: Int32 = 0
-        while true {
-            let signal = TerminationSignals.wait(for: TerminationSignals.stopSignals + [SIGCHLD])
-            if signal == SIGCHLD {
-                guard let status = nginxProcess.poll() else { continue }
-                logger.error("nginx exited (status \(status)); see \(prefix)/error.log")
-                exitCode = 1
-                break
-            }
-            logger.info("stopping", metadata: ["signal": "\(signal)"])
-            nginxProcess.signal(SIGQUIT)  // graceful: finish requests in flight
-            break
-        }
-        _ = runtime.stop()
-        nginxProcess.wait(timeout: 10)
-        logger.info("stopped")
-        if exitCode != 0 { throw ExitCode(exitCode) }
+        return mainConfig
     }
 }

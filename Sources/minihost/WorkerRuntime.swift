@@ -9,20 +9,23 @@ import Store
 final class WorkerRuntime: Sendable {
     let server: FastCGIServer
     let store: MinihostStore
+    let configuration: ServerConfiguration
     let logger: Logger
 
-    init(data: DataDirectory, address: ListenAddress, workers: Int, secureCookies: Bool,
+    init(data: DataDirectory, address: ListenAddress, workers: Int, secureCookies: Bool, gracePeriod: Double = 30,
          fileServing: FastCGIServer.FileServing, logger: Logger) throws {
         self.logger = logger
-        store = try MinihostStore(directory: data)
         let (configuration, warnings) = ServerConfiguration.fromEnvironment(ProcessInfo.processInfo.environment,
                                                                             secureCookies: secureCookies)
         for warning in warnings { logger.warning("\(warning)") }
+        self.configuration = configuration
+        store = try MinihostStore(directory: data, limits: configuration.storeLimits)
         let context = ServerContext(store: store, configuration: configuration, logger: logger,
                                     cookieSigningKey: try data.loadOrCreateSecretKey())
         let router = context.makeRouter()
         server = FastCGIServer(
-            configuration: .init(address: address, workerCount: workers, fileServing: fileServing),
+            configuration: .init(address: address, workerCount: workers, fileServing: fileServing,
+                                 shutdownGracePeriod: gracePeriod),
             logger: logger, responder: { router.respond(to: $0) })
     }
 
