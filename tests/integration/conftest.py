@@ -40,14 +40,14 @@ def run_cli(*args, data, stdin=None, check=True):
 class Server:
     """`minihost up` with its own nginx, data folder and port."""
 
-    def __init__(self, data: Path, env: dict, workers: int = 48):
+    def __init__(self, data: Path, env: dict, workers: int = 48, extra_args=()):
         self.data = data
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = open(data.parent / f"up-{self.port}.log", "w+")
         full_env = {**os.environ, "MINIHOST_RATE_LIMIT": "off", **env}
         self.process = subprocess.Popen(
-            [str(BIN), "up", "--port", str(self.port), "--data", str(data), "--workers", str(workers)],
+            [str(BIN), "up", "--port", str(self.port), "--data", str(data), "--workers", str(workers), *extra_args],
             stdout=self.log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -91,6 +91,26 @@ class Server:
     def temp_files(self):
         return list((self.data / "tmp").iterdir())
 
+    def worker_pids(self):
+        """The worker processes `up` supervises, from the pid file it keeps."""
+        path = self.data / "run" / "workers.pid"
+        return [int(line) for line in path.read_text().split()] if path.exists() else []
+
+    def nginx_pid(self):
+        path = self.data / "nginx" / "nginx.pid"
+        return int(path.read_text().strip()) if path.exists() else None
+
+    def wait_healthy(self, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if requests.get(self.base + "/api/health", timeout=1).status_code == 200:
+                    return time.time()
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"server did not answer within {timeout} s:\n{self.output()}")
+
     def stop(self, timeout=20) -> int:
         if self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGTERM)
@@ -99,12 +119,18 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.kill(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        # nginx is our child; if up died hard, stop nginx by its own pid file.
+        # nginx and the workers are up's children; if up died hard, stop
+        # them by their own pids.
         pid_file = self.data / "nginx" / "nginx.pid"
         if pid_file.exists():
             try:
                 os.kill(int(pid_file.read_text().strip()), signal.SIGQUIT)
             except (ProcessLookupError, ValueError):
+                pass
+        for pid in self.worker_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
                 pass
         self.log.close()
         return self.process.returncode
@@ -114,9 +140,9 @@ class Server:
 def make_server(tmp_path):
     servers = []
 
-    def start(env=None, data=None, workers=48):
+    def start(env=None, data=None, workers=48, extra_args=()):
         folder = data or (tmp_path / f"data{len(servers)}")
-        server = Server(folder, env or {}, workers=workers)
+        server = Server(folder, env or {}, workers=workers, extra_args=extra_args)
         servers.append(server)
         return server
 

@@ -280,8 +280,8 @@ def test_cache_url_follows_the_request_host_without_configuration(server):
 def test_operator_login_download_and_purge_unhandled(server):
     run_cli("admin", "create", "operator", "--password-stdin", data=server.data, stdin="correct horse battery\n")
     credential = server.client()
-    data = os.urandom(1234)
-    upload_id = server.upload(credential, data).json()["uploadId"]
+    data = os.urandom(1234).hex().encode()
+    upload_id = server.upload(credential, data, name="notes.txt", content_type="text/plain").json()["uploadId"]
     handled = server.upload(credential, b"handled").json()["uploadId"]
     requests.post(server.url("/api/minihost/upload_follow_up"), headers=server.auth(credential),
                   json={"uploadId": handled, "app_handled_at": "2026-01-01T00:00:00Z"}).raise_for_status()
@@ -301,6 +301,8 @@ def test_operator_login_download_and_purge_unhandled(server):
     followed = session.get(server.url(f"/api/minihost/admin-download?id={upload_id}&inline=1"))
     assert followed.status_code == 200 and followed.content == data
     assert followed.headers["Content-Disposition"].startswith("inline;")
+    assert followed.headers["X-Content-Type-Options"] == "nosniff"
+    assert followed.headers["Content-Security-Policy"] == "sandbox"
     purge = session.post(server.url("/api/minihost/admin-purge-unhandled"), json={"olderThanHours": 0})
     assert purge.status_code == 200
     body = purge.json()

@@ -270,4 +270,7 @@ def test_wrong_passwords_are_rate_limited(make_server):
         answers = list(pool.map(lambda _: curl(server, "POST", "/api/cliCheckCredentials",
                                                *form("username=alice", "password=wrong")), range(40)))
     assert (401, "INVALID") in answers and (429, "ERR Too many requests") in answers
-    assert {status for status, _ in answers} == {401, 429}
+    # What gets past nginx waits for one of two scrypt slots in a bounded
+    # queue (16); the rest is refused at once rather than holding a thread.
+    assert {status for status, _ in answers} <= {401, 429, 503}
+    assert all(body == "ERR Server busy, retry shortly" for status, body in answers if status == 503)

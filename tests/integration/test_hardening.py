@@ -1,0 +1,508 @@
+"""The security review's findings, each reproduced through real nginx: the
+tests fail on the code the review read and pass with the fixes (see the
+"Security model" section of docs/ARCHITECTURE.md)."""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from conftest import BIN, free_port, run_cli, sha256
+
+PRIMARY = "alice primary password"
+OPERATOR_PASSWORD = "correct horse battery"
+
+
+def make_user(server, quota_mb=None):
+    extra = ["--quota-mb", str(quota_mb)] if quota_mb else []
+    run_cli("user", "create", "alice", "--password-stdin", *extra, data=server.data, stdin=PRIMARY + "\n")
+
+
+def basic_upload(server, data, name="report.pdf", content_type="application/pdf", password=PRIMARY):
+    return requests.post(server.url("/api/basicHTMLUpload"), data={"username": "alice", "password": password},
+                         files={"file": (name, data, content_type)}, timeout=60)
+
+
+def links(text):
+    return dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+
+
+def operator_session(server):
+    run_cli("admin", "create", "operator", "--password-stdin", data=server.data, stdin=OPERATOR_PASSWORD + "\n")
+    session = requests.Session()
+    r = session.post(server.url("/api/minihost/admin-login"), json={"username": "operator", "password": OPERATOR_PASSWORD})
+    assert r.status_code == 200, r.text
+    return session
+
+
+# 1. Operator purge deletes plain-dialect files.
+
+def test_operator_purge_only_touches_api_client_uploads(server):
+    make_user(server)
+    plain = basic_upload(server, b"a user's report")
+    assert plain.status_code == 200, plain.text
+    raw = links(plain.text)["Raw"]
+    credential = server.client()
+    app_upload = server.upload(credential, b"an app's unhandled upload").json()["uploadId"]
+    session = operator_session(server)
+    purge = session.post(server.url("/api/minihost/admin-purge-unhandled"), json={"olderThanHours": 0})
+    assert purge.status_code == 200 and purge.json()["purgedCount"] == 1, purge.text
+    assert server.db("SELECT state FROM minihost_uploads WHERE id = ?", app_upload) == [("purged",)]
+    kept = requests.get(raw)
+    assert kept.status_code == 200 and kept.content == b"a user's report"
+    assert server.db("SELECT state FROM minihost_uploads WHERE owner_kind = 'user'") == [("ready",)]
+
+
+# 2. Stored content runs script in the server's origin.
+
+HOSTILE_TYPES = ["text/html", "text/html; charset=utf-8", "image/svg+xml", "application/xhtml+xml", "text/xml",
+                 "application/xml", "application/javascript", "text/javascript", "image/png;x=,text/html",
+                 "IMAGE/PNG , text/html", "text/plain;charset=utf-8,text/html"]
+
+
+def assert_hardened(response, disposition):
+    assert response.headers["X-Content-Type-Options"] == "nosniff", response.headers
+    assert response.headers["Content-Security-Policy"] == "sandbox", response.headers
+    assert response.headers["Content-Disposition"].split(";")[0] == disposition, response.headers
+
+
+def test_executable_types_are_never_inline_on_the_server_origin(server):
+    credential = server.client()
+    session = operator_session(server)
+    for content_type in HOSTILE_TYPES:
+        upload_id = server.upload(credential, b"<script>alert(1)</script>", name="x.html",
+                                  content_type=content_type).json()["uploadId"]
+        publish = requests.post(server.url("/api/minihost/publishing_upload"), headers=server.auth(credential),
+                                json={"upload_id": upload_id, "status": "published"})
+        for path in [f"/minihost/cache/{upload_id}", f"/api/minihost/cache/{upload_id}"]:
+            for method in (requests.get, requests.head):
+                r = method(server.url(path))
+                assert r.status_code == 200, (content_type, r.status_code)
+                assert_hardened(r, "attachment")
+        assert publish.json()["cache_url"].endswith(f"/minihost/cache/{upload_id}")
+        inline = session.get(server.url(f"/minihost/dashboard/admin-download?id={upload_id}&inline=1"))
+        assert inline.status_code == 200 and inline.content == b"<script>alert(1)</script>"
+        assert_hardened(inline, "attachment")
+    # Types that can't run code stay inline, still hardened; the authed download too.
+    for content_type in ["image/png", "text/plain; charset=utf-8", "application/json", "video/mp4"]:
+        upload_id = server.upload(credential, b"\x89PNG fake", name="f", content_type=content_type).json()["uploadId"]
+        requests.post(server.url("/api/minihost/publishing_upload"), headers=server.auth(credential),
+                      json={"upload_id": upload_id, "status": "published"}).raise_for_status()
+        assert_hardened(requests.get(server.url(f"/minihost/cache/{upload_id}")), "inline")
+        assert_hardened(requests.get(server.url(f"/api/minihost/download?id={upload_id}"),
+                                     headers=server.auth(credential)), "attachment")
+
+
+def test_plain_raw_links_are_hardened_and_parse_types_whole(server):
+    make_user(server)
+    for content_type in HOSTILE_TYPES:
+        r = basic_upload(server, b"<svg onload=alert(1)>", name="x.svg", content_type=content_type)
+        assert r.status_code == 200, r.text
+        raw = requests.get(links(r.text)["Raw"])
+        assert raw.status_code == 200
+        assert_hardened(raw, "attachment")
+    r = basic_upload(server, b"plain words", name="notes.txt", content_type="text/plain")
+    assert_hardened(requests.get(links(r.text)["Raw"]), "inline")
+    assert_hardened(requests.get(links(r.text)["Download"]), "attachment")
+
+
+def test_content_origin_serves_only_stored_bytes_and_may_show_them_inline(make_server):
+    content_port = free_port()
+    content_origin = f"http://127.0.0.1:{content_port}"
+    server = make_server({"MINIHOST_CONTENT_ORIGIN": content_origin})
+    credential = server.client()
+    upload_id = server.upload(credential, b"<h1>hi</h1>", name="page.html", content_type="text/html").json()["uploadId"]
+    publish = requests.post(server.url("/api/minihost/publishing_upload"), headers=server.auth(credential),
+                            json={"upload_id": upload_id, "status": "published"})
+    cache_url = publish.json()["cache_url"]
+    assert cache_url == f"{content_origin}/minihost/cache/{upload_id}"
+    there = requests.get(cache_url)
+    assert there.status_code == 200 and there.content == b"<h1>hi</h1>"
+    assert_hardened(there, "inline")
+    assert there.headers["Content-Type"] == "text/html"
+    # The application's origin still answers the URL, as an attachment.
+    assert_hardened(requests.get(server.url(f"/minihost/cache/{upload_id}")), "attachment")
+    # Nothing but blob routes on the content origin.
+    for method, path in [("GET", "/api/health"), ("POST", "/api/minihost/admin-login"), ("GET", "/"),
+                         ("GET", f"/api/minihost/download?id={upload_id}"), ("POST", f"/minihost/cache/{upload_id}"),
+                         ("GET", "/_blobs/aa/bb/" + "a" * 64)]:
+        r = requests.request(method, f"{content_origin}{path}")
+        assert r.status_code in (403, 404), (method, path, r.status_code)
+    make_user(server)
+    r = basic_upload(server, b"<svg/>", name="x.svg", content_type="image/svg+xml")
+    answer = links(r.text)
+    assert answer["Raw"].startswith(content_origin + "/s/") and answer["Download"].startswith(content_origin + "/d/")
+    assert answer["Link"].startswith(server.base + "/")
+    assert_hardened(requests.get(answer["Raw"]), "inline")
+
+
+# 3. A trailing slash skips nginx's limits.
+
+ROUTE_BURSTS = [
+    # (method, path, body kind, zone burst): cheap requests that never reach scrypt.
+    ("POST", "/api/minihost/admin-login", "json", 5),
+    ("POST", "/api/cliCheckCredentials", "form", 20),
+    ("POST", "/api/getMe", "form", 20),
+    ("POST", "/api/secondaryPasswords/createFromPrimary", "form", 20),
+    ("POST", "/api/initChunkedUploadPlain", "form", 20),
+    ("POST", "/api/finishChunkedUploadPlain", "form", 20),
+    ("POST", "/api/basicHTMLUpload", "form", 20),
+    ("POST", "/api/minihost/upload", "none", 20),
+    ("POST", "/api/uploadChunkPlain", "none", 40),
+    ("GET", "/api/chunkedUploadStatusPlain", "none", 200),
+]
+
+
+def path_variants(path):
+    head, _, last = path.rpartition("/")
+    encoded = last[:-1] + "%{:02X}".format(ord(last[-1]))
+    return {"canonical": path, "trailing slash": path + "/", "double slash": "/" + path,
+            "inner double slash": head + "//" + last, "percent-encoded": f"{head}/{encoded}",
+            "encoded trailing slash": path + "%2F"}
+
+
+def burst(port, source, method, path, body_kind, count):
+    """`count` requests over 8 keep-alive connections from `source`; their statuses."""
+    body, headers = b"", {}
+    if body_kind == "json":
+        body, headers = b"{}", {"Content-Type": "application/json"}
+    elif body_kind == "form":
+        body, headers = b"x=1", {"Content-Type": "application/x-www-form-urlencoded"}
+
+    def lane(n):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
+        statuses = []
+        for _ in range(n):
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            statuses.append(response.status)
+            if response.getheader("Connection", "").lower() == "close":
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
+        connection.close()
+        return statuses
+
+    with ThreadPoolExecutor(8) as pool:
+        return [status for statuses in pool.map(lane, [count // 8 + 1] * 8) for status in statuses]
+
+
+def test_every_rate_limited_route_keeps_its_limit_under_path_variants(make_server):
+    server = make_server({"MINIHOST_RATE_LIMIT": "on"})
+    source = 2
+    for method, path, body_kind, zone_burst in ROUTE_BURSTS:
+        for name, variant in path_variants(path).items():
+            # Each pair from its own loopback address: a fresh limit zone entry.
+            statuses = burst(server.port, f"127.0.0.{source}", method, variant, body_kind, zone_burst + 16)
+            source += 1
+            if name == "canonical":
+                assert 429 in statuses, (path, statuses)
+            else:
+                assert 429 in statuses or set(statuses) == {404}, (path, name, variant, sorted(set(statuses)))
+
+
+# 4. A chunk index is a memory bomb that holds the write lock.
+
+def test_chunk_indexes_are_bounded_by_the_session_and_missing_chunks_are_named_briefly(server, tmp_path):
+    make_user(server)
+    init = requests.post(server.url("/api/initChunkedUploadPlain"),
+                         data={"username": "alice", "password": PRIMARY, "filename": "a.bin", "size": str(10 << 20)})
+    upload_id = init.text.strip()
+    for index in [50_000_000, 10**9, 2**63 - 1, 10_001, -1]:
+        r = requests.post(server.url(f"/api/uploadChunkPlain?id={upload_id}&chunk={index}"),
+                          files={"file": ("c", b"x" * 1000)})
+        assert r.status_code == 400 and r.text.startswith("ERR "), (index, r.text)
+    empty = requests.post(server.url(f"/api/uploadChunkPlain?id={upload_id}&chunk=3"), files={"file": ("c", b"")})
+    assert empty.status_code == 400 and "empty" in empty.text
+    assert server.db("SELECT COUNT(*) FROM minihost_upload_session_chunks") == [(0,)]
+    last = requests.post(server.url(f"/api/uploadChunkPlain?id={upload_id}&chunk=10000"), files={"file": ("c", b"y" * 1000)})
+    assert last.status_code == 200, last.text
+    finish = requests.post(server.url("/api/finishChunkedUploadPlain"),
+                           data={"username": "alice", "password": PRIMARY, "id": upload_id})
+    assert finish.status_code == 400
+    # Without chunk 0 the count starts at 1, as scripts that count from 1 do.
+    assert finish.text.startswith("ERR Missing chunks: 1,2,3,"), finish.text
+    assert finish.text.strip().endswith("(9999 in all)") and len(finish.text) < 200, finish.text
+    # The session is unharmed and open.
+    assert server.db("SELECT state FROM minihost_upload_sessions WHERE id = ?", upload_id) == [("open",)]
+
+
+# 5. Password checks can starve every route.
+
+def test_password_queue_is_bounded_and_other_routes_keep_answering(make_server):
+    server = make_server({"MINIHOST_PASSWORD_CHECKS": "1", "MINIHOST_PASSWORD_QUEUE": "2"}, workers=16)
+    make_user(server)
+
+    def check(_):
+        r = requests.post(server.url("/api/cliCheckCredentials"), data={"username": "alice", "password": "wrong"})
+        return r.status_code, r.text.strip(), r.headers.get("Retry-After")
+
+    def get_me(_):
+        r = requests.post(server.url("/api/getMe"), data={"username": "alice", "password": "wrong"})
+        return r.status_code, r.text, r.headers.get("Retry-After")
+
+    with ThreadPoolExecutor(24) as pool:
+        checks = pool.map(check, range(12))
+        me = pool.map(get_me, range(6))
+        health = [requests.get(server.url("/api/health"), timeout=5).status_code for _ in range(5)]
+        checks, me = list(checks), list(me)
+    assert health == [200] * 5
+    assert (401, "INVALID", None) in checks
+    busy = [answer for answer in checks if answer[0] == 503]
+    assert busy and all(text == "ERR Server busy, retry shortly" and retry == "2" for _, text, retry in busy)
+    assert all(status in (401, 503) for status, _, _ in checks + me)
+    assert all(json.loads(text) in ({"error": "Server busy, retry shortly"}, {"error": "Invalid credentials"})
+               for _, text, _ in me)
+
+
+def worker_bytes_written(server):
+    """Bytes the worker processes wrote (files and sockets), from /proc."""
+    total = 0
+    pids = server.worker_pids() or [server.process.pid]  # workers inside `up` itself, as before supervision
+    for pid in pids:
+        for line in open(f"/proc/{pid}/io"):
+            if line.startswith("wchar:"):
+                total += int(line.split()[1])
+    return total
+
+
+def test_basic_upload_checks_credentials_before_writing_the_file(server):
+    make_user(server)
+    big = os.urandom(20 << 20)
+    before = worker_bytes_written(server)
+    r = basic_upload(server, big, password="wrong password")
+    assert r.status_code == 401 and r.json() == {"error": "Invalid credentials"}
+    assert worker_bytes_written(server) - before < 1 << 20, "the refused file was written"
+    assert server.temp_files() == [] and server.db("SELECT COUNT(*) FROM minihost_uploads") == [(0,)]
+    # Fields after the file still work; the file is dropped if they refuse it.
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"late.bin\"\r\n\r\n" + b"z" * 5000
+            + b"\r\n--b\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nalice"
+            + b"\r\n--b\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\n" + PRIMARY.encode() + b"\r\n--b--\r\n")
+    late = requests.post(server.url("/api/basicHTMLUpload"), data=body,
+                         headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert late.status_code == 200 and requests.get(links(late.text)["Raw"]).content == b"z" * 5000
+
+
+def test_slow_senders_on_unauthenticated_routes_hold_no_worker_thread(make_server):
+    server = make_server(workers=8)
+    make_user(server)
+    stalled = []
+    try:
+        for _ in range(40):
+            s = socket.create_connection(("127.0.0.1", server.port))
+            s.sendall(b"POST /api/basicHTMLUpload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                      b"Content-Length: 1000000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\n")
+            stalled.append(s)
+        time.sleep(0.5)
+        assert requests.get(server.url("/api/health"), timeout=5).status_code == 200
+        r = basic_upload(server, b"still works")
+        assert r.status_code == 200, r.text
+    finally:
+        for s in stalled:
+            s.close()
+
+
+# 6. Multipart field names escape the field limit.
+
+def test_many_parts_with_long_names_are_refused(server):
+    make_user(server)
+    name = "n" * 16000
+    parts = b"".join(b"--b\r\nContent-Disposition: form-data; name=\"" + name.encode() + b"%d\"\r\n\r\n\r\n" % i
+                     for i in range(2000))
+    body = parts + b"--b--\r\n"
+    for path in ["/api/basicHTMLUpload", "/api/minihost/upload"]:
+        headers = {"Content-Type": "multipart/form-data; boundary=b"}
+        if path == "/api/minihost/upload":
+            headers.update(server.auth(server.client(f"app{len(path)}")))
+        r = requests.post(server.url(path), data=body, headers=headers, timeout=60)
+        assert r.status_code in (400, 413), r.text
+        assert "parts" in r.text or "too large" in r.text.lower()
+    many = b"".join(b"--b\r\nContent-Disposition: form-data; name=\"f%d\"\r\n\r\nv\r\n" % i for i in range(500))
+    r = requests.post(server.url("/api/basicHTMLUpload"), data=many + b"--b--\r\n",
+                      headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 400 and "Too many parts" in r.text
+
+
+# 8. The smaller ones.
+
+def test_numeric_inputs_are_range_checked_and_never_trap(server):
+    session = operator_session(server)
+    for value in [1e300, -1, "abc", True, 10**20, None, [1]]:
+        r = session.post(server.url("/api/minihost/admin-purge-unhandled"), json={"olderThanHours": value})
+        assert r.status_code == 400, (value, r.status_code, r.text)
+        assert "olderThanHours" in r.json()["error"]
+    assert requests.get(server.url("/api/health")).status_code == 200
+    assert server.process.poll() is None
+
+
+def test_environment_numbers_out_of_range_fall_back_with_a_warning(make_server):
+    server = make_server({"MINIHOST_MAX_CHUNKED_MB": "1e300", "MINIHOST_SESSION_HOURS": "-5",
+                          "MINIHOST_MAX_MB": "nan", "MINIHOST_CREDENTIAL_CACHE_SECONDS": "inf"})
+    assert requests.get(server.url("/api/health")).status_code == 200
+    log = server.output()
+    for name in ["MINIHOST_MAX_CHUNKED_MB=1e300", "MINIHOST_SESSION_HOURS=-5", "MINIHOST_MAX_MB=nan",
+                 "MINIHOST_CREDENTIAL_CACHE_SECONDS=inf"]:
+        assert name in log, log
+
+
+def test_cors_allows_no_third_party_origin_by_default(make_server):
+    server = make_server({"MINIHOST_PUBLIC_ORIGIN": "https://files.example.org"})
+    for origin, allowed in [("https://2nfro.com", False), ("https://www.2nfro.com", False),
+                            ("https://evil.example", False), ("https://files.example.org", True),
+                            ("http://localhost:5173", True)]:
+        r = requests.options(server.url("/api/minihost/upload"), headers={"Origin": origin})
+        assert (r.headers.get("Access-Control-Allow-Origin") == origin) == allowed, (origin, r.headers)
+
+
+def test_links_ignore_the_host_header_when_a_public_origin_is_set(make_server):
+    server = make_server({"MINIHOST_PUBLIC_ORIGIN": "https://files.example.org"})
+    credential = server.client()
+    upload_id = server.upload(credential, b"x").json()["uploadId"]
+    r = requests.post(server.url("/api/minihost/publishing_upload"), headers={**server.auth(credential), "Host": "evil.test"},
+                      json={"upload_id": upload_id, "status": "published"})
+    assert r.json()["cache_url"] == f"https://files.example.org/minihost/cache/{upload_id}"
+    make_user(server)
+    r = requests.post(server.url("/api/basicHTMLUpload"), headers={"Host": "evil.test"},
+                      data={"username": "alice", "password": PRIMARY}, files={"file": ("a.txt", b"a")})
+    assert all(link.startswith("https://files.example.org/") for link in links(r.text).values()), r.text
+
+
+def test_purge_for_replacement_is_audited_under_the_replaced_id(server):
+    credential = server.client()
+    old = server.upload(credential, b"v1").json()["uploadId"]
+    new = server.upload(credential, b"v2").json()["uploadId"]
+    r = requests.post(server.url("/api/minihost/upload_follow_up"), headers=server.auth(credential),
+                      json={"uploadId": new, "app_payload": {"v": 2}, "_PURGE_FOR_REPLACEMENT": old})
+    assert r.status_code == 200 and r.json()["purgedUploadId"] == old
+    rows = server.db("SELECT action, status, detail FROM minihost_audit_log WHERE upload_id = ?", old)
+    assert ("purge_for_replacement", 200, f"replaced by {new}") in rows
+
+
+def test_basic_upload_without_a_file_is_the_specs_400_whatever_the_body(server):
+    make_user(server)
+    cases = [
+        {"data": {"username": "alice", "password": PRIMARY}},
+        {"json": {"username": "alice", "password": PRIMARY}},
+        {"files": {"username": (None, "alice"), "password": (None, PRIMARY)}},
+        {"data": b""},
+        {"data": b"garbage", "headers": {"Content-Type": "text/plain"}},
+    ]
+    for case in cases:
+        r = requests.post(server.url("/api/basicHTMLUpload"), **case)
+        assert r.status_code == 400 and r.json() == {"error": "No file uploaded"}, (case, r.text)
+
+
+def test_serve_refuses_a_non_loopback_listen_address_unless_told(tmp_path):
+    refused = subprocess.run([str(BIN), "serve", "--data", str(tmp_path / "d"), "--listen", f"0.0.0.0:{free_port()}"],
+                             capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0 and "not a loopback address" in refused.stderr
+    port = free_port()
+    log = open(tmp_path / "serve.log", "w+")
+    process = subprocess.Popen([str(BIN), "serve", "--data", str(tmp_path / "d"), "--listen", f"0.0.0.0:{port}",
+                                "--allow-remote", "--workers", "2"], stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("serve --allow-remote did not listen")
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    log.seek(0)
+    assert "MINIHOST_PUBLIC_ORIGIN is not set" in log.read()
+
+
+# 10. One bad request takes the whole server down, for good.
+
+def test_a_crashed_worker_is_restarted_and_loses_nothing(make_server):
+    server = make_server({"MINIHOST_TEST_CRASH_ROUTE": "1"})
+    credential = server.client()
+    kept = os.urandom(300_000)
+    kept_id = server.upload(credential, kept).json()["uploadId"]
+    [before] = server.worker_pids()
+    r = requests.post(server.url("/api/_test/crash"), timeout=30)
+    assert r.status_code in (502, 503)
+    server.wait_healthy(timeout=10)
+    [after] = server.worker_pids()
+    assert after != before and server.process.poll() is None
+    d = requests.get(server.url(f"/api/minihost/download?id={kept_id}"), headers=server.auth(credential))
+    assert d.status_code == 200 and sha256(d.content) == sha256(kept)
+    assert server.upload(credential, b"after the crash").status_code == 200
+    assert run_cli("check", data=server.data).returncode == 0
+
+
+def test_with_two_processes_a_crash_spares_the_other_processes_requests(make_server):
+    server = make_server({"MINIHOST_TEST_CRASH_ROUTE": "1"}, workers=4, extra_args=["--processes", "2"])
+    credential = server.client()
+    assert len(server.worker_pids()) == 2
+    data = os.urandom(2_000_000)
+    results = []
+
+    def slow_body():
+        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow\"\r\n\r\n"
+        for i in range(0, len(data), 200_000):
+            yield data[i:i + 200_000]
+            time.sleep(0.2)
+        yield b"\r\n--b--\r\n"
+
+    def upload():
+        r = requests.post(server.url("/api/minihost/upload"), data=slow_body(), timeout=60,
+                          headers={**server.auth(credential), "Content-Type": "multipart/form-data; boundary=b"})
+        results.append(r)
+
+    # Slow uploads on both processes. Idle threads take connections in the
+    # order they began waiting, one process's threads first; quick requests
+    # in between move the other process's threads to the front.
+    threads = [threading.Thread(target=upload) for _ in range(4)]
+    for index, thread in enumerate(threads):
+        thread.start()
+        time.sleep(0.2)
+        if index == 1:
+            for _ in range(2):
+                assert requests.get(server.url("/api/health")).status_code == 200
+    time.sleep(0.3)
+    requests.post(server.url("/api/_test/crash"), timeout=30)
+    for thread in threads:
+        thread.join(60)
+    ok = [r for r in results if r.status_code == 200]
+    assert len(results) == 4 and 0 < len(ok) < 4, [r.status_code for r in results]
+    assert all(r.json()["sha256"] == sha256(data) for r in ok)
+    server.wait_healthy()
+    assert len(server.worker_pids()) == 2
+
+
+def test_up_gives_up_and_stops_nginx_when_workers_keep_crashing(make_server):
+    server = make_server({"MINIHOST_TEST_CRASH_ROUTE": "1"})
+    nginx = server.nginx_pid()
+    for _ in range(6):
+        server.wait_healthy(timeout=10)
+        requests.post(server.url("/api/_test/crash"), timeout=30)
+        if server.process.poll() is not None:
+            break
+    assert server.process.wait(timeout=30) == 1
+    assert "giving up" in server.output()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.kill(nginx, 0)
+            time.sleep(0.1)
+        except ProcessLookupError:
+            break
+    else:
+        raise AssertionError("nginx outlived up")
+    with pytest.raises(requests.ConnectionError):
+        requests.get(server.url("/api/health"), timeout=2)
