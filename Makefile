@@ -21,7 +21,8 @@ run: release
 	$(RELEASE_BIN) up --port $(PORT) --data $(DATA)
 
 ## Every test: Swift units, then the integration suite against real nginx.
-test: deps
+test:
+	@scripts/install-deps.sh --test
 	$(SWIFT) build --build-tests
 	$(MAKE) unit integration
 

@@ -4,7 +4,9 @@
 # the commands to run.
 set -euo pipefail
 
-want_bench=${1:-}
+# No argument: what `make run` needs. --test: also what the test suite uses.
+# --bench: also the load generators.
+want=${1:-}
 missing=()
 need_cmd() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || missing+=("$2"); }
 need_file() { [ -e "$1" ] || missing+=("$2"); }
@@ -17,7 +19,15 @@ need_cmd pkg-config pkg-config
 need_cmd curl curl
 need_cmd openssl openssl
 need_cmd python3 python3
-if [ "$want_bench" = "--bench" ]; then
+if [ "$want" = "--test" ]; then
+    # A real browser for the hostile-content test, strace for durability
+    # ordering, useradd/setpriv for the production-layout test.
+    need_cmd chromium chromium
+    need_cmd strace strace
+    need_cmd setpriv util-linux
+    need_cmd useradd passwd
+fi
+if [ "$want" = "--bench" ]; then
     need_cmd wrk wrk
     need_cmd hyperfine hyperfine
 fi
@@ -35,7 +45,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
-if ! python3 -c "import pytest, requests" >/dev/null 2>&1; then
+if ! python3 -c "import pytest, requests, websocket" >/dev/null 2>&1; then
     python3 -m pip install --quiet -r "$(dirname "$0")/../tests/requirements.txt"
 fi
 

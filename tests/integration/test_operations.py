@@ -201,19 +201,25 @@ def test_serve_on_a_unix_socket_answers_with_accel_redirect(tmp_path):
     assert not os.path.exists(path)
 
 
-def test_serve_takes_the_socket_systemd_passes(tmp_path):
+def test_serve_takes_the_socket_systemd_passes_and_leaves_it_working(tmp_path):
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     path = str(tmp_path / "activated.sock")
     listener.bind(path)
     listener.listen(16)
-    process, _, _ = start_serve(tmp_path, pass_fd=listener.fileno(), env={"LISTEN_FDS": "1"})
-    listener.close()
     try:
-        with connect_retry(path, socket.AF_UNIX) as s:
-            status, _, body = fastcgi_client.request(s, "GET", "/api/health")
-        assert status == 200 and b'"ok"' in body
+        # systemd keeps the socket across restarts of the service: a stopped
+        # worker must leave it listening for the next one.
+        for _ in range(2):
+            process, _, _ = start_serve(tmp_path, pass_fd=listener.fileno(), env={"LISTEN_FDS": "1"})
+            try:
+                with connect_retry(path, socket.AF_UNIX) as s:
+                    status, _, body = fastcgi_client.request(s, "GET", "/api/health")
+                assert status == 200 and b'"ok"' in body
+            finally:
+                stop_serve(process)
+        assert os.path.exists(path)
     finally:
-        stop_serve(process)
+        listener.close()
 
 
 def test_shipped_nginx_config_is_the_rendered_template(tmp_path):
