@@ -110,9 +110,10 @@ public struct MediaType: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// Printable ASCII, space and tab; stored types are never anything else.
+    /// Printable ASCII and space. RFC 9110 also allows tabs and bytes past
+    /// 0x7F in a quoted string; a stored type never holds them.
     static func isQuotedTextByte(_ byte: UInt8) -> Bool {
-        byte == 0x09 || (byte >= 0x20 && byte < 0x7F)
+        byte >= 0x20 && byte < 0x7F
     }
 
     public static let octetStream = "application/octet-stream"

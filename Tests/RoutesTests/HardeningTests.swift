@@ -19,6 +19,8 @@ import Testing
         for text in ["image/png;x=,text/html", "image/png, text/html", "text/html text/plain", "image/png;x",
                      "image/png;=x", "image/png;x=\"unterminated", "/png", "image/", "image", "", " ",
                      "image/png;x=a b", "text/plain\u{7f}", "image/pñg", "text/plain;x=\"\u{1}\"",
+                     // found by FuzzForms: a tab inside a quoted value
+                     "Text/HTM ; Charset=\"ut-~ H./e\t\t\t\t\t;\t\t\tf;\"; q=1",
                      String(repeating: "a", count: 200) + "/" + String(repeating: "b", count: 100),
                      "a/b" + String(repeating: ";p=1", count: 9)] {
             #expect(MediaType(text) == nil, "\(text)")
