@@ -5,7 +5,7 @@ PORT ?= 8080
 DATA ?= ./var
 RELEASE_BIN := .build/release/minihost
 
-.PHONY: deps build release run test unit integration bench nginx-config clean
+.PHONY: deps build release run test unit integration bench fuzz crash-test nginx-config clean
 
 deps:
 	@scripts/install-deps.sh
@@ -37,6 +37,18 @@ bench:
 	@scripts/install-deps.sh --bench
 	$(SWIFT) build -c release
 	python3 bench/run.py
+
+## libFuzzer targets (fuzz/) with address sanitizer, FUZZ_SECONDS each (default 60).
+fuzz:
+	@scripts/install-deps.sh
+	scripts/fuzz.sh
+
+## kill -9 the worker KILLS times (default 200) under load, then check nothing acknowledged was lost.
+KILLS ?= 200
+crash-test:
+	@scripts/install-deps.sh --test
+	$(SWIFT) build
+	python3 tests/crash/crash_test.py --kills $(KILLS)
 
 ## Regenerate the shipped production nginx config from the template.
 nginx-config: build

@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "minihost", targets: ["minihost"]),
+        // For the fuzz targets in fuzz/ (a package of their own, built with sanitizers).
+        .library(name: "MinihostKit", targets: ["HTTPCore", "Store", "Routes"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
@@ -53,7 +55,7 @@ let package = Package(
         .executableTarget(
             name: "minihost",
             dependencies: [
-                "FCGIApp", "Routes", "Store", "OpenSSLCrypto",
+                "FCGIApp", "Routes", "Store", "OpenSSLCrypto", "CLinuxShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Mustache", package: "swift-mustache"),

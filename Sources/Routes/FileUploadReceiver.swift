@@ -36,21 +36,21 @@ public struct ReceivedPart<Sink: FileSink> {
 /// temporary blob, hashed as it goes), stopping at `maxBytes`. Whatever goes
 /// wrong, the sink is abandoned before the error reaches the caller.
 public struct FileUploadReceiver {
-    public let store: MinihostStore
     public let maxBytes: Int64
     public var fileField = "file"
-    /// Limit on all other (text) fields together; they are kept in memory.
+    /// Limit on all other (text) fields together, names included; they are kept in memory.
     public var maxFieldBytes = 64 * 1024
+    /// The multipart reader's window (see ``MultipartFormStream``).
+    public var bufferSize = 256 * 1024
 
-    public init(store: MinihostStore, maxBytes: Int64) {
-        self.store = store
+    public init(maxBytes: Int64) {
         self.maxBytes = maxBytes
     }
 
     /// Streams the file part into a temporary blob. `beforeFile` sees the
     /// text fields that came before the file part, before any of its bytes
     /// are written: throwing there refuses the upload without storing it.
-    public func receive(_ request: Request, tooLarge: @autoclosure () -> HTTPError,
+    public func receive(_ request: Request, into store: MinihostStore, tooLarge: @autoclosure () -> HTTPError,
                         beforeFile: @escaping ([String: String]) throws -> Void = { _ in }) throws -> ReceivedFile {
         let part = try receive(request, tooLarge: tooLarge()) { _, _, fields in
             try beforeFile(fields)
@@ -87,7 +87,7 @@ public struct FileUploadReceiver {
                          fields)
         }
         do {
-            try MultipartFormStream.parse(request.body, boundary: boundary, handler: handler)
+            try MultipartFormStream.parse(request.body, boundary: boundary, handler: handler, bufferSize: bufferSize)
             guard let sink = handler.sink else { throw missingFile() }
             return ReceivedPart(sink: sink, fileName: handler.fileName, contentType: handler.contentType, fields: handler.fields)
         } catch is FileTooLarge {

@@ -9,8 +9,8 @@ extension MinihostRoutes {
         return try audited(request, actor: client.clientKey, action: "upload", uploadId: nil) {
             let maxMB = configuration.maxUploadMB
             let started = Date()
-            let received = try FileUploadReceiver(store: store, maxBytes: configuration.maxUploadBytes)
-                .receive(request, tooLarge: HTTPErrorResponse(.payloadTooLarge, "File too large (max \(maxMB) MB)"))
+            let received = try FileUploadReceiver(maxBytes: configuration.maxUploadBytes)
+                .receive(request, into: store, tooLarge: HTTPErrorResponse(.payloadTooLarge, "File too large (max \(maxMB) MB)"))
             let stored = Date()
             let upload = try store.commitUpload(received.blob, owner: .apiClient(client.clientKey),
                                                 fileName: received.fileName, contentType: received.contentType)

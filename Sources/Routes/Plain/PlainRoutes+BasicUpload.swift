@@ -12,10 +12,10 @@ extension PlainRoutes {
     /// checked once it has arrived; it is dropped if they refuse it. nginx
     /// buffers this route's body, so a slow sender holds no worker thread.
     func basicUpload(_ request: Request) throws -> Response {
-        var receiver = FileUploadReceiver(store: store, maxBytes: context.configuration.maxUploadBytes)
+        var receiver = FileUploadReceiver(maxBytes: context.configuration.maxUploadBytes)
         receiver.missingFile = { HTTPErrorResponse(.badRequest, "No file uploaded") }
         var early: (AccountCredential, Folder)?
-        let received = try receiver.receive(request, tooLarge: HTTPErrorResponse(.payloadTooLarge, "File too large")) { fields in
+        let received = try receiver.receive(request, into: store, tooLarge: HTTPErrorResponse(.payloadTooLarge, "File too large")) { fields in
             guard fields["username"] != nil || fields["password"] != nil else { return }
             guard let credential = try credential(fields) else { throw HTTPErrorResponse(.unauthorized, "Invalid credentials") }
             early = (credential, try targetFolder(credential, fields["folderId"]))

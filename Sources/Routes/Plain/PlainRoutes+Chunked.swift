@@ -54,7 +54,7 @@ extension PlainRoutes {
             throw HTTPErrorResponse(.badRequest, Self.sentence(error.detail))
         }
         let limit = min(context.configuration.maxChunkBytes, session.declaredSize)
-        let received = try FileUploadReceiver(store: store, maxBytes: limit)
+        let received = try FileUploadReceiver(maxBytes: limit)
             .receive(request, tooLarge: HTTPErrorResponse(.payloadTooLarge, "Chunk too large")) { _, expectedSize, _ in
                 try store.makeChunkWriter(sessionId: id, index: index, expectedSize: expectedSize)
             }
