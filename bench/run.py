@@ -141,8 +141,12 @@ class Minihost:
                 digest.update(block)
         return digest.hexdigest()
 
+    def worker_pid(self):
+        """The worker process `up` supervises (one by default), from its pid file."""
+        return int((self.data / "run" / "workers.pid").read_text().split()[0])
+
     def rss_kb(self):
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+        for line in Path(f"/proc/{self.worker_pid()}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         return 0

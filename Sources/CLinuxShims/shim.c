@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include "shim.h"
 
 int minihost_start_writeback(int fd, off_t offset, off_t length) {
@@ -13,4 +14,8 @@ int minihost_collapse_range(int fd, off_t offset, off_t length) {
 
 int minihost_sync_file_system(int fd) {
     return syncfs(fd);
+}
+
+int minihost_set_parent_death_signal(int signal) {
+    return prctl(PR_SET_PDEATHSIG, (unsigned long)signal, 0, 0, 0);
 }

@@ -6,6 +6,14 @@ import Glibc
 struct ChildProcess {
     let pid: pid_t
 
+    /// Starts `executable` through `minihost child-of`, so it gets SIGTERM
+    /// if this process dies without stopping it (even by SIGKILL).
+    static func spawnTied(_ executable: String, _ arguments: [String], passing descriptor: Int32? = nil,
+                          environment extra: [String: String] = [:]) throws -> ChildProcess {
+        try spawn(CommandLine.executablePath, ["child-of", String(getpid()), "--", executable] + arguments,
+                  passing: descriptor, environment: extra)
+    }
+
     /// Starts `executable`. `passing` becomes the child's fd 3 (a listening
     /// socket, as systemd passes one); `environment` is added to this
     /// process's own.

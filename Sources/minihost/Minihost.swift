@@ -8,7 +8,8 @@ struct Minihost: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "minihost",
         abstract: "A self-hosted file hosting server: FastCGI workers behind nginx.",
-        subcommands: [Up.self, Serve.self, ClientCommand.self, AdminCommand.self, UserCommand.self, GC.self, Check.self, NginxConfig.self]
+        subcommands: [Up.self, Serve.self, ClientCommand.self, AdminCommand.self, UserCommand.self, GC.self, Check.self,
+                      NginxConfig.self, ChildOf.self]
     )
 }
 

@@ -25,12 +25,14 @@ struct Up: ParsableCommand {
     @Option(help: "Worker processes sharing the socket; a crash costs only one process's requests.")
     var processes: Int = 1
     @Option(help: "Seconds requests in flight get to finish on stop.") var gracePeriod: Double = 30
+    @Option(help: "Worker deaths within 30 s after which up gives up and stops everything.") var maxRestarts: Int = 5
 
     func validate() throws {
         if !(1...65535).contains(port) { throw ValidationError("--port must be 1-65535") }
         if workers < 1 { throw ValidationError("--workers must be at least 1") }
         if !(1...64).contains(processes) { throw ValidationError("--processes must be 1-64") }
         if !(0...3600).contains(gracePeriod) { throw ValidationError("--grace-period takes 0 to 3600 seconds") }
+        if !(0...1_000_000).contains(maxRestarts) { throw ValidationError("--max-restarts takes 0 to 1000000") }
     }
 
     func run() throws {
@@ -60,11 +62,12 @@ struct Up: ParsableCommand {
             executable: CommandLine.executablePath,
             arguments: ["serve", "--data", data.root, "--workers", String(workers), "--grace-period", String(gracePeriod),
                         "--development"],
-            socket: socket.descriptor, count: processes, pidFile: runFolder + "/workers.pid", logger: logger)
+            socket: socket.descriptor, count: processes, pidFile: runFolder + "/workers.pid", logger: logger,
+            budget: WorkerSupervisor.Budget(restarts: maxRestarts))
         try supervisor.startAll()
         let nginxProcess: ChildProcess
         do {
-            nginxProcess = try ChildProcess.spawn(nginx, ["-p", prefix, "-c", mainConfig, "-e", prefix + "/error.log"])
+            nginxProcess = try ChildProcess.spawnTied(nginx, ["-p", prefix, "-c", mainConfig, "-e", prefix + "/error.log"])
         } catch {
             _ = supervisor.stopAll(timeout: gracePeriod + 5)
             throw error

@@ -47,7 +47,7 @@ final class WorkerSupervisor {
     }
 
     private func spawn() throws -> ChildProcess {
-        try ChildProcess.spawn(executable, arguments, passing: socket, environment: ["LISTEN_FDS": "1"])
+        try ChildProcess.spawnTied(executable, arguments, passing: socket, environment: ["LISTEN_FDS": "1"])
     }
 
     enum Outcome { case notOurs, restarted, gaveUp }

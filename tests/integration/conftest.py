@@ -29,6 +29,17 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def slow_multipart(data: bytes, step: int, pause: float, name="slow"):
+    """A multipart body with one file part, sent `step` bytes at a time with
+    `pause` seconds between: a slow client, for requests/Session(data=...).
+    Its content type is `multipart/form-data; boundary=b`."""
+    yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + name.encode() + b"\"\r\n\r\n"
+    for i in range(0, len(data), step):
+        yield data[i:i + step]
+        time.sleep(pause)
+    yield b"\r\n--b--\r\n"
+
+
 def run_cli(*args, data, stdin=None, check=True):
     result = subprocess.run([str(BIN), *args, "--data", str(data)], input=stdin, capture_output=True, text=True,
                             timeout=60)

@@ -3,6 +3,7 @@ page whose script calls an operator endpoint with the operator's cookie
 must not run, or its request must not reach the server."""
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -74,6 +75,29 @@ def browser():
     b.close()
 
 
+@pytest.fixture
+def beacon():
+    b = Beacon()
+    yield b
+    b.close()
+
+
+def attack_setup(server, browser, beacon):
+    """An operator signed in in the browser, an app upload a purge would
+    take, and a published hostile page. Returns (credential, victim id, page URL)."""
+    signed_in_operator(server, browser)
+    credential = server.client()
+    victim = server.upload(credential, b"an app's unhandled upload").json()["uploadId"]
+    _, html_url = publish(server, credential, attack_page(beacon.url, server.base), "page.html", "text/html")
+    return credential, victim, html_url
+
+
+def assert_nothing_reached(server, beacon, victim):
+    assert beacon.hits == []
+    assert purge_attempts(server) == 0
+    assert server.db("SELECT state FROM minihost_uploads WHERE id = ?", victim) == [("ready",)]
+
+
 def signed_in_operator(server, browser):
     run_cli("admin", "create", "operator", "--password-stdin", data=server.data, stdin=OPERATOR_PASSWORD + "\n")
     r = requests.post(server.url("/api/minihost/admin-login"), json={"username": "operator", "password": OPERATOR_PASSWORD})
@@ -92,68 +116,42 @@ def purge_attempts(server):
     return server.db("SELECT COUNT(*) FROM minihost_audit_log WHERE action = 'admin_purge_unhandled'")[0][0]
 
 
-def test_the_harness_sees_a_script_that_runs(browser):
+def test_the_harness_sees_a_script_that_runs(browser, beacon):
     """Positive control: the same page from a server with no protection runs
     its script and the beacon sees it, so the checks below can fail."""
-    beacon = Beacon()
-    try:
-        beacon.page = attack_page(beacon.url, "http://127.0.0.1:1")
-        browser.open(beacon.url + "/page")
-        assert browser.evaluate("window.ran === true") is True
-        assert "/ran" in beacon.hits
-    finally:
-        beacon.close()
+    beacon.page = attack_page(beacon.url, "http://127.0.0.1:1")
+    browser.open(beacon.url + "/page")
+    assert browser.evaluate("window.ran === true") is True
+    assert "/ran" in beacon.hits
 
 
-def test_an_uploaded_page_cannot_act_with_the_operators_cookie(server, browser):
-    beacon = Beacon()
-    try:
-        signed_in_operator(server, browser)
-        credential = server.client()
-        victim = server.upload(credential, b"an app's unhandled upload").json()["uploadId"]
-        _, html_url = publish(server, credential, attack_page(beacon.url, server.base), "page.html", "text/html")
-        _, svg_url = publish(server, credential, attack_svg(beacon.url), "pic.svg", "image/svg+xml")
-        _, sneaky_url = publish(server, credential, attack_page(beacon.url, server.base), "x.png",
-                                "image/png;x=,text/html")
-        run_cli("user", "create", "alice", "--password-stdin", data=server.data, stdin="alice primary password\n")
-        plain = requests.post(server.url("/api/basicHTMLUpload"), data={"username": "alice", "password": "alice primary password"},
-                              files={"file": ("page.html", attack_page(beacon.url, server.base), "text/html")})
-        raw = dict(line.split(": ", 1) for line in plain.text.splitlines())["Raw"]
-        for url in [html_url, svg_url, sneaky_url, raw,
-                    server.url(f"/minihost/dashboard/admin-download?id={victim}&inline=1")]:
-            browser.open(url)
-            assert browser.evaluate("window.ran === true") is not True, url
-        assert beacon.hits == []
-        assert purge_attempts(server) == 0
-        assert server.db("SELECT state FROM minihost_uploads WHERE id = ?", victim) == [("ready",)]
-        access_log = (server.data / "nginx" / "access.log")
-        import time
-        time.sleep(1.2)  # the access log is flushed every second
-        assert "admin-purge-unhandled" not in access_log.read_text()
-    finally:
-        beacon.close()
+def test_an_uploaded_page_cannot_act_with_the_operators_cookie(server, browser, beacon):
+    credential, victim, html_url = attack_setup(server, browser, beacon)
+    _, svg_url = publish(server, credential, attack_svg(beacon.url), "pic.svg", "image/svg+xml")
+    _, sneaky_url = publish(server, credential, attack_page(beacon.url, server.base), "x.png", "image/png;x=,text/html")
+    run_cli("user", "create", "alice", "--password-stdin", data=server.data, stdin="alice primary password\n")
+    plain = requests.post(server.url("/api/basicHTMLUpload"), data={"username": "alice", "password": "alice primary password"},
+                          files={"file": ("page.html", attack_page(beacon.url, server.base), "text/html")})
+    raw = dict(line.split(": ", 1) for line in plain.text.splitlines())["Raw"]
+    for url in [html_url, svg_url, sneaky_url, raw, server.url(f"/minihost/dashboard/admin-download?id={victim}&inline=1")]:
+        browser.open(url)
+        assert browser.evaluate("window.ran === true") is not True, url
+    assert_nothing_reached(server, beacon, victim)
+    time.sleep(1.2)  # nginx flushes its access log every second
+    assert "admin-purge-unhandled" not in (server.data / "nginx" / "access.log").read_text()
 
 
-def test_on_the_content_origin_pages_render_but_their_scripts_do_not_run(make_server, browser):
+def test_on_the_content_origin_pages_render_but_their_scripts_do_not_run(make_server, browser, beacon):
     content_origin = f"http://127.0.0.1:{free_port()}"
     server = make_server({"MINIHOST_CONTENT_ORIGIN": content_origin})
-    beacon = Beacon()
-    try:
-        signed_in_operator(server, browser)
-        credential = server.client()
-        victim = server.upload(credential, b"an app's unhandled upload").json()["uploadId"]
-        _, html_url = publish(server, credential, attack_page(beacon.url, server.base), "page.html", "text/html")
-        assert html_url.startswith(content_origin)
-        browser.open(html_url)
-        # The page is shown (inline, as on a user-content domain)...
-        assert browser.evaluate("document.getElementById('mark') && document.getElementById('mark').textContent") \
-            == "hostile page"
-        # ...in a sandbox: no script ran, nothing reached the beacon or the server.
-        assert browser.evaluate("window.ran === true") is not True
-        _, svg_url = publish(server, credential, attack_svg(beacon.url), "pic.svg", "image/svg+xml")
-        browser.open(svg_url)
-        assert beacon.hits == []
-        assert purge_attempts(server) == 0
-        assert server.db("SELECT state FROM minihost_uploads WHERE id = ?", victim) == [("ready",)]
-    finally:
-        beacon.close()
+    credential, victim, html_url = attack_setup(server, browser, beacon)
+    assert html_url.startswith(content_origin)
+    browser.open(html_url)
+    # The page is shown (inline, as on a user-content domain)...
+    assert browser.evaluate("document.getElementById('mark') && document.getElementById('mark').textContent") \
+        == "hostile page"
+    # ...in a sandbox: no script ran, nothing reached the beacon or the server.
+    assert browser.evaluate("window.ran === true") is not True
+    _, svg_url = publish(server, credential, attack_svg(beacon.url), "pic.svg", "image/svg+xml")
+    browser.open(svg_url)
+    assert_nothing_reached(server, beacon, victim)

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import BIN, free_port, run_cli, sha256
+from conftest import BIN, free_port, run_cli, sha256, slow_multipart
 
 PRIMARY = "alice primary password"
 OPERATOR_PASSWORD = "correct horse battery"
@@ -452,15 +452,8 @@ def test_with_two_processes_a_crash_spares_the_other_processes_requests(make_ser
     data = os.urandom(2_000_000)
     results = []
 
-    def slow_body():
-        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow\"\r\n\r\n"
-        for i in range(0, len(data), 200_000):
-            yield data[i:i + 200_000]
-            time.sleep(0.2)
-        yield b"\r\n--b--\r\n"
-
     def upload():
-        r = requests.post(server.url("/api/minihost/upload"), data=slow_body(), timeout=60,
+        r = requests.post(server.url("/api/minihost/upload"), data=slow_multipart(data, 200_000, 0.2), timeout=60,
                           headers={**server.auth(credential), "Content-Type": "multipart/form-data; boundary=b"})
         results.append(r)
 
@@ -506,3 +499,17 @@ def test_up_gives_up_and_stops_nginx_when_workers_keep_crashing(make_server):
         raise AssertionError("nginx outlived up")
     with pytest.raises(requests.ConnectionError):
         requests.get(server.url("/api/health"), timeout=2)
+
+
+def test_nothing_up_started_outlives_it(server):
+    children = [server.nginx_pid(), *server.worker_pids()]
+    assert all(children)
+    os.kill(server.process.pid, signal.SIGKILL)
+    server.process.wait(timeout=10)
+    deadline = time.time() + 15
+    alive = children
+    while alive and time.time() < deadline:
+        alive = [pid for pid in alive if os.path.exists(f"/proc/{pid}") and
+                 open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] != "Z"]
+        time.sleep(0.1)
+    assert alive == [], f"still running after up was killed: {alive}"

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 import fastcgi_client
-from conftest import BIN, ROOT, free_port, run_cli, sha256
+from conftest import BIN, ROOT, free_port, run_cli, sha256, slow_multipart
 
 
 def test_disk_full_is_507_and_damages_nothing(make_server, tmp_path):
@@ -60,15 +60,8 @@ def test_sigterm_finishes_requests_in_flight_then_exits_0(server):
     data = os.urandom(1_500_000)
     result = {}
 
-    def slow_body():
-        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow\"\r\n\r\n"
-        for i in range(0, len(data), 100_000):
-            yield data[i:i + 100_000]
-            time.sleep(0.1)
-        yield b"\r\n--b--\r\n"
-
     def upload():
-        result["r"] = requests.post(server.url("/api/minihost/upload"), data=slow_body(), timeout=60,
+        result["r"] = requests.post(server.url("/api/minihost/upload"), data=slow_multipart(data, 100_000, 0.1), timeout=60,
                                     headers={**server.auth(credential), "Content-Type": "multipart/form-data; boundary=b"})
 
     thread = threading.Thread(target=upload)

@@ -18,4 +18,8 @@ int minihost_collapse_range(int fd, off_t offset, off_t length);
 /// Flushes every file system buffer of the file system holding `fd` (syncfs).
 int minihost_sync_file_system(int fd);
 
+/// Asks the kernel to send `signal` to this process when its parent dies
+/// (prctl PR_SET_PDEATHSIG); kept across execve.
+int minihost_set_parent_death_signal(int signal);
+
 #endif
