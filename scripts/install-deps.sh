@@ -26,6 +26,7 @@ if [ "$want" = "--test" ]; then
     need_cmd strace strace
     need_cmd setpriv util-linux
     need_cmd useradd passwd
+    need_cmd systemd-analyze systemd
 fi
 if [ "$want" = "--bench" ]; then
     need_cmd wrk wrk

@@ -64,6 +64,13 @@ final class VerifiedCredentialCache: @unchecked Sendable {
         entries[entryKey] = (account, now.addingTimeInterval(lifetime))
     }
 
+    /// Entries held, live or not yet swept.
+    var count: Int {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return entries.count
+    }
+
     /// Forgets these credentials (after a hit that no longer revalidates).
     func forget(username: String, password: String) {
         guard isEnabled, let entryKey = entryKey(username: username, password: password) else { return }

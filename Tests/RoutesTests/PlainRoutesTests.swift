@@ -52,8 +52,19 @@ import Testing
         #expect(cache.account(username: "alice", password: "pw", now: start.addingTimeInterval(59)) == account)
         #expect(cache.account(username: "alice", password: "pw", now: start.addingTimeInterval(61)) == nil)
         #expect(cache.account(username: "alic", password: "epw", now: start) == nil)
+        // Full of live entries: the cache starts over rather than grow past its capacity.
         for name in ["a", "b", "c"] { cache.remember(username: name, password: "pw", as: account, now: start) }
+        #expect(cache.count <= 2)
         #expect(cache.account(username: "c", password: "pw", now: start) == account)
+        #expect(cache.account(username: "a", password: "pw", now: start) == nil)
+        // Expired entries are what goes first.
+        let aging = VerifiedCredentialCache(lifetime: 60, capacity: 2)
+        aging.remember(username: "old", password: "pw", as: account, now: start)
+        aging.remember(username: "kept", password: "pw", as: account, now: start.addingTimeInterval(30))
+        aging.remember(username: "new", password: "pw", as: account, now: start.addingTimeInterval(70))
+        #expect(aging.count == 2)
+        #expect(aging.account(username: "kept", password: "pw", now: start.addingTimeInterval(70)) == account)
+        #expect(aging.account(username: "new", password: "pw", now: start.addingTimeInterval(70)) == account)
         let off = VerifiedCredentialCache(lifetime: 0)
         off.remember(username: "alice", password: "pw", as: account, now: start)
         #expect(off.account(username: "alice", password: "pw", now: start) == nil)

@@ -50,10 +50,16 @@ import Testing
     @Test func followUpsMergeWithoutLosingConcurrentUpdates() throws {
         let fixture = try TemporaryStore()
         let upload = try fixture.upload(Array("meta".utf8))
+        let failures = LockedList<String>()
         DispatchQueue.concurrentPerform(iterations: 32) { index in
-            _ = try? fixture.store.applyAppDataChange(AppDataChange(payloadPatch: ["k\(index)": index]),
-                                                      uploadId: upload.id, owner: upload.owner)
+            do {
+                _ = try fixture.store.applyAppDataChange(AppDataChange(payloadPatch: ["k\(index)": index]),
+                                                         uploadId: upload.id, owner: upload.owner)
+            } catch {
+                failures.append("\(error)")
+            }
         }
+        #expect(failures.values.isEmpty)
         let payload = MinihostStore.decodePayload(try fixture.store.upload(id: upload.id)?.appPayload)
         #expect(payload.count == 32)
         #expect(payload["k31"] as? Int == 31)

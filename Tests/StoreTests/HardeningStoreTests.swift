@@ -103,11 +103,3 @@ import Testing
         #expect(try fixture.store.checkIntegrity().isEmpty)
     }
 }
-
-/// Values appended from several threads.
-final class LockedList<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var items: [Value] = []
-    var values: [Value] { lock.lock(); defer { lock.unlock() }; return items }
-    func append(_ value: Value) { lock.lock(); items.append(value); lock.unlock() }
-}

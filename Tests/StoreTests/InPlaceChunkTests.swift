@@ -85,11 +85,30 @@ import Testing
             #expect(try send(fixture.store, session, index, bytes[start..<min(bytes.count, start + slot)], expected: index == 4 ? nil : slot))
         }
         let sessionFile = inode(fixture.store.sessionDataPath(session.id))
-        let collapses = canCollapse(in: fixture.store.sessionFolder(session.id))
+        try #require(canCollapse(in: fixture.store.sessionFolder(session.id)),
+                     "the temporary folder's file system must support FALLOC_FL_COLLAPSE_RANGE (ext4, XFS)")
         let upload = try finish(fixture.store, session)
         #expect(try stored(fixture.store, upload) == bytes)
         #expect(try upload.sha256 == SHA256Hasher.hexDigest(of: bytes))
-        if collapses { #expect(inode(fixture.store.blobs.path(for: upload.sha256)) == sessionFile) }
+        #expect(inode(fixture.store.blobs.path(for: upload.sha256)) == sessionFile)
+    }
+
+    @Test func withoutCollapseChunksCountedFromOneAreCopied() throws {
+        // tmpfs has fallocate but not FALLOC_FL_COLLAPSE_RANGE.
+        let fixture = try TemporaryStore(parent: "/dev/shm")
+        let bytes = data(3 * slot + 100)
+        let session = try open(fixture.store, size: bytes.count)
+        for index in [2, 4, 1, 3] {
+            let start = (index - 1) * slot
+            #expect(try send(fixture.store, session, index, bytes[start..<min(bytes.count, start + slot)], expected: index == 4 ? nil : slot))
+        }
+        let sessionFile = inode(fixture.store.sessionDataPath(session.id))
+        try #require(!canCollapse(in: fixture.store.sessionFolder(session.id)), "/dev/shm is expected to be tmpfs")
+        let upload = try finish(fixture.store, session)
+        #expect(try stored(fixture.store, upload) == bytes)
+        #expect(try upload.sha256 == SHA256Hasher.hexDigest(of: bytes))
+        #expect(inode(fixture.store.blobs.path(for: upload.sha256)) != sessionFile)
+        #expect(!FileManager.default.fileExists(atPath: fixture.store.sessionFolder(session.id)))
     }
 
     @Test func aResentChunkNeverOverwritesAcknowledgedBytes() throws {

@@ -6,8 +6,10 @@ final class TemporaryStore: @unchecked Sendable {
     let root: String
     let store: MinihostStore
 
-    init() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("minihost-test-\(UUID().uuidString)").path
+    /// In `parent` (the system's temporary folder by default): tests that
+    /// need another file system pass its mount point.
+    init(parent: String = FileManager.default.temporaryDirectory.path) throws {
+        root = parent + "/minihost-test-\(UUID().uuidString)"
         store = try MinihostStore(directory: DataDirectory(root))
     }
 
@@ -23,4 +25,12 @@ final class TemporaryStore: @unchecked Sendable {
     func temporaryFiles() -> [String] {
         (try? FileManager.default.contentsOfDirectory(atPath: root + "/tmp")) ?? []
     }
+}
+
+/// Values appended from several threads.
+final class LockedList<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [Value] = []
+    var values: [Value] { lock.lock(); defer { lock.unlock() }; return items }
+    func append(_ value: Value) { lock.lock(); items.append(value); lock.unlock() }
 }

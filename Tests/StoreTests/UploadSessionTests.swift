@@ -79,12 +79,14 @@ import Testing
             try fixture.store.acceptChunk(sessionId: session.id, index: Int64(index),
                                           file: chunk(fixture, bytes[(index << 20)..<((index + 1) << 20)]))
         }
-        let results = ResultBox()
+        let results = LockedList<Result<SessionFinish, Error>>()
         DispatchQueue.concurrentPerform(iterations: 8) { _ in
-            results.append(try? fixture.store.finishSession(id: session.id, owner: owner))
+            results.append(Result { try fixture.store.finishSession(id: session.id, owner: owner) })
         }
-        let completed = results.values.compactMap { result -> String? in
-            if case .completed(let upload)? = result { return upload.id }
+        // Every caller gets the upload or "in progress", never an error.
+        let outcomes = try results.values.map { try $0.get() }
+        let completed = outcomes.compactMap { outcome -> String? in
+            if case .completed(let upload) = outcome { return upload.id }
             return nil
         }
         #expect(!completed.isEmpty && Set(completed).count == 1)
@@ -143,11 +145,4 @@ import Testing
         try fixture.store.acceptChunk(sessionId: session.id, index: 0, file: chunk(fixture, data(5)[...]))
         #expect(throws: StorageError.self) { try fixture.store.finishSession(id: session.id, owner: Owner(kind: .user, id: "bob")) }
     }
-}
-
-/// Collects results from concurrent closures.
-final class ResultBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private(set) var values: [SessionFinish?] = []
-    func append(_ value: SessionFinish?) { lock.lock(); values.append(value); lock.unlock() }
 }

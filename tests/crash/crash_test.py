@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import sys
@@ -111,8 +112,8 @@ def single_uploads(server, credential, ledger, stop, rng):
 
 def chunked_sessions(server, ledger, stop, rng):
     while not stop.is_set():
-        size = rng.choice([300_000, 1_000_000, 3_000_000])
-        chunk = rng.choice([65_536, 262_144])
+        size = rng.choice([1_000_000, 3_000_000, 6_000_000])
+        chunk = rng.choice([65_536, 131_072, 262_144])
         data = rng.randbytes(size)
         with ledger.lock:
             ledger.sent_hashes.add(sha(data))
@@ -311,7 +312,7 @@ def main():
         clients = [threading.Thread(target=single_uploads, args=(server, credential, ledger, stop, random.Random(rng.random())))
                    for _ in range(4)]
         clients += [threading.Thread(target=chunked_sessions, args=(server, ledger, stop, random.Random(rng.random())))
-                    for _ in range(3)]
+                    for _ in range(4)]
         clients += [threading.Thread(target=follow_ups, args=(server, credential, ledger, stop, random.Random(rng.random()))),
                     threading.Thread(target=purges, args=(server, credential, ledger, stop, random.Random(rng.random())))]
         for thread in clients:
@@ -347,7 +348,11 @@ def main():
               f"sessions: {len(ledger.sessions)} ({sum(1 for s in ledger.sessions.values() if s['done'])} finished), "
               f"chunks: {sum(len(s['chunks']) for s in ledger.sessions.values())}; verified objects: {verified}; "
               f"violations: {len(ledger.violations)}")
-        return 1 if ledger.violations else 0
+        if ledger.violations:
+            print(f"data folder kept for inspection: {data_dir}")
+            return 1
+        shutil.rmtree(work, ignore_errors=True)
+        return 0
     finally:
         stop.set()
         server.stop()

@@ -2,8 +2,11 @@
 
 import json
 import os
+import signal
 import socket
+import subprocess
 import time
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -11,9 +14,49 @@ import requests
 from conftest import run_cli, sha256
 
 
+def database_syscalls(server, request):
+    """System calls the worker makes on the database's files while `request()` runs, traced with strace."""
+    [pid] = server.worker_pids()
+    trace = server.data.parent / f"strace-{pid}-{time.time_ns()}.log"
+    tracer = subprocess.Popen(["strace", "-f", "-qq", "-p", str(pid), "-o", str(trace)], stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)  # attaching to every thread takes a moment
+        request()
+        time.sleep(0.3)
+    finally:
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(timeout=10)
+    database_fds = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if "minihost.sqlite" in os.readlink(fd):
+                database_fds.add(fd.name)
+        except OSError:
+            pass
+    calls = []
+    for line in trace.read_text().splitlines():
+        call = line.split(None, 1)[1] if " " in line else line
+        name, _, args = call.partition("(")
+        first = args.split(",", 1)[0].split(")", 1)[0].strip()
+        if "minihost.sqlite" in call or (first in database_fds and name in
+                                          ("pread64", "pwrite64", "read", "write", "fcntl", "fstat", "lseek", "fsync",
+                                           "fdatasync", "ftruncate", "mmap")):
+            calls.append(call)
+    return calls
+
+
 def test_health_touches_no_database(server):
-    body = requests.get(server.url("/api/health")).json()
+    credential = server.client()
+    upload_id = server.upload(credential, b"x").json()["uploadId"]
+    answers = []
+    calls = database_syscalls(server, lambda: answers.append(requests.get(server.url("/api/health"), timeout=5)))
+    body = answers[0].json()
     assert body["status"] == "ok" and body["version"] and body["timestamp"].endswith("Z")
+    assert calls == [], calls[:10]
+    # Control: a download reads the database, and the trace sees it.
+    control = database_syscalls(server, lambda: requests.get(server.url(f"/api/minihost/download?id={upload_id}"),
+                                                             headers=server.auth(credential), timeout=5))
+    assert control, "the trace saw no database access for a download, so it proves nothing"
     # A fresh data folder: `up` says how to create the first client.
     assert "client create" in server.output()
 
@@ -102,8 +145,14 @@ def test_missing_file_part_is_400(server):
     r = requests.post(server.url("/api/minihost/upload"), headers=server.auth(credential),
                       files={"other": ("a.txt", b"x")})
     assert r.status_code == 400 and "file" in r.json()["error"]
-    r = requests.post(server.url("/api/minihost/upload"), headers=server.auth(credential), data={"file": "not a file part?"})
-    assert r.status_code in (200, 400)  # a plain field named file is accepted as file content
+    # A multipart field named file without a filename is the file's content, as curl's -F 'file=<x' sends it.
+    r = requests.post(server.url("/api/minihost/upload"), headers=server.auth(credential),
+                      files={"file": (None, "not a file part?")})
+    assert r.status_code == 200 and r.json()["size"] == len("not a file part?"), r.text
+    assert r.json()["uploadFileName"] == "file"
+    # A form body is not multipart at all.
+    r = requests.post(server.url("/api/minihost/upload"), headers=server.auth(credential), data={"file": "x"})
+    assert r.status_code == 400 and "multipart" in r.json()["error"]
     r = requests.post(server.url("/api/minihost/upload"), headers={**server.auth(credential), "Content-Type": "application/json"},
                       data="{}")
     assert r.status_code == 400
@@ -152,9 +201,11 @@ def test_client_disconnect_mid_upload_leaves_no_row_and_no_temp_file(server):
     while time.time() < deadline and server.temp_files():
         time.sleep(0.1)
     assert server.temp_files() == []
-    run_cli("gc", "--temporary-age", "0", data=server.data)
+    # Checked before any gc, which would remove an orphan and hide it.
     assert server.db("SELECT COUNT(*) FROM minihost_uploads") == [(0,)]
     assert server.blob_files() == []
+    assert "removed 0 temporary file(s), 0 expired upload session(s), 0 unreferenced blob(s)" in \
+        run_cli("gc", "--temporary-age", "0", data=server.data).stdout
     # The server is unharmed.
     assert server.upload(credential, b"after").status_code == 200
 

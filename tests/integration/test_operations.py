@@ -18,12 +18,11 @@ from conftest import BIN, ROOT, free_port, run_cli, sha256, slow_multipart
 
 
 def test_disk_full_is_507_and_damages_nothing(make_server, tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
+    assert os.geteuid() == 0, "mounting a small tmpfs needs root (CI runs as root)"
     data = tmp_path / "small"
     data.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(data)]).returncode != 0:
-        pytest.skip("cannot mount tmpfs here")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(data)], capture_output=True, text=True)
+    assert mounted.returncode == 0, f"cannot mount a tmpfs: {mounted.stderr}"
     try:
         server = make_server(data=data / "var")
         credential = server.client()
@@ -78,15 +77,22 @@ def test_gc_and_check_from_the_cli(server):
     credential = server.client()
     ids = [server.upload(credential, os.urandom(3000)).json()["uploadId"] for _ in range(3)]
     assert run_cli("check", data=server.data).returncode == 0
-    orphan = server.data / "blobs" / "ab" / "cd"
-    orphan.mkdir(parents=True, exist_ok=True)
+    # An orphan blob at its real address, as a crash between placing and recording leaves it.
     junk = b"orphan"
-    (orphan / sha256(junk)).write_bytes(junk) if sha256(junk).startswith("abcd") else None
+    digest = sha256(junk)
+    orphan = server.data / "blobs" / digest[:2] / digest[2:4] / digest
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(junk)
     stale = server.data / "tmp" / "upload-stale.part"
     stale.write_bytes(b"x")
     os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    fresh = server.data / "tmp" / "upload-fresh.part"
+    fresh.write_bytes(b"y")
     out = run_cli("gc", data=server.data).stdout
-    assert "removed 1 temporary file(s)" in out and not stale.exists()
+    assert "removed 1 temporary file(s)" in out and "1 unreferenced blob(s)" in out, out
+    assert not stale.exists() and fresh.exists() and not orphan.exists()
+    fresh.unlink()
+    assert run_cli("check", data=server.data).returncode == 0
     # Damage one blob: check reports it and exits 1.
     blob = server.db("SELECT blob FROM minihost_uploads WHERE id = ?", ids[0])[0][0]
     path = server.data / "blobs" / blob[:2] / blob[2:4] / blob
@@ -248,8 +254,7 @@ http {{
 
 def test_systemd_units_verify(tmp_path):
     analyze = shutil.which("systemd-analyze")
-    if not analyze:
-        pytest.skip("systemd-analyze not installed")
+    assert analyze, "systemd-analyze is missing: scripts/install-deps.sh --test installs it"
     units = ROOT / "deploy" / "systemd"
     for unit in units.iterdir():
         # Point ExecStart at the built binary so verify can check it exists.
@@ -263,3 +268,96 @@ def test_systemd_units_verify(tmp_path):
     for setting in ["NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=/var/lib/minihost", "PrivateTmp=yes",
                     "User=minihost"]:
         assert setting in service
+
+
+def test_sigterm_lets_a_chunk_and_a_finish_in_flight_complete(make_server, tmp_path):
+    server = make_server()
+    run_cli("user", "create", "alice", "--password-stdin", data=server.data, stdin="alice primary password\n")
+    credentials = {"username": "alice", "password": "alice primary password"}
+
+    def init(size):
+        r = requests.post(server.url("/api/initChunkedUploadPlain"), data={**credentials, "filename": "f.bin", "size": size})
+        return r.text.strip()
+
+    # A large session whose finish copies (chunks of uneven size), and one with a slow chunk.
+    big = os.urandom(48 << 20)
+    big_id = init(len(big))
+    for index, start in enumerate([0, 5_000_000, 7_000_000, 30_000_000]):
+        end = [5_000_000, 7_000_000, 30_000_000, len(big)][index]
+        assert requests.post(server.url(f"/api/uploadChunkPlain?id={big_id}&chunk={index}"),
+                             files={"file": ("c", big[start:end])}).status_code == 200
+    small = os.urandom(600_000)
+    small_id = init(len(small))
+    assert requests.post(server.url(f"/api/uploadChunkPlain?id={small_id}&chunk=0"),
+                         files={"file": ("c", small[:300_000])}).status_code == 200
+    results = {}
+
+    def slow_chunk():
+        results["chunk"] = requests.post(server.url(f"/api/uploadChunkPlain?id={small_id}&chunk=1"), timeout=60,
+                                         data=slow_multipart(small[300_000:], 50_000, 0.15),
+                                         headers={"Content-Type": "multipart/form-data; boundary=b"})
+
+    def finish():
+        results["finish"] = requests.post(server.url("/api/finishChunkedUploadPlain"), data={**credentials, "id": big_id},
+                                          timeout=60)
+
+    threads = [threading.Thread(target=slow_chunk), threading.Thread(target=finish)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.4)
+    os.kill(server.process.pid, signal.SIGTERM)
+    for thread in threads:
+        thread.join(60)
+    assert server.process.wait(timeout=60) == 0, server.output()
+    assert results["chunk"].status_code == 200, results["chunk"].text
+    assert results["finish"].status_code == 200, results["finish"].text
+    raw = dict(line.split(": ", 1) for line in results["finish"].text.splitlines())["Raw"]
+    # Started again on the same data: the finished file and the acknowledged chunk are there.
+    again = make_server(data=server.data)
+    raw = raw.replace(server.base, again.base)
+    assert sha256(requests.get(raw).content) == sha256(big)
+    done = requests.post(again.url("/api/finishChunkedUploadPlain"), data={**credentials, "id": small_id})
+    assert done.status_code == 200, done.text
+    small_raw = dict(line.split(": ", 1) for line in done.text.splitlines())["Raw"]
+    assert sha256(requests.get(small_raw).content) == sha256(small)
+
+
+def stalled_fastcgi_request(path):
+    """A FastCGI request to serve whose body never ends: a worker thread waits on it."""
+    s = connect_retry(path, socket.AF_UNIX)
+    params = {"REQUEST_METHOD": "POST", "REQUEST_URI": "/api/minihost/upload", "DOCUMENT_URI": "/api/minihost/upload",
+              "QUERY_STRING": "", "REMOTE_ADDR": "127.0.0.1", "CONTENT_LENGTH": "1000000",
+              "CONTENT_TYPE": "multipart/form-data; boundary=b"}
+    encoded = b"".join(fastcgi_client._pair(k.encode(), v.encode()) for k, v in params.items())
+    s.sendall(fastcgi_client._record(fastcgi_client.BEGIN_REQUEST, 1, b"\x00\x01\x00\x00\x00\x00\x00\x00")
+              + fastcgi_client._record(fastcgi_client.PARAMS, 1, encoded) + fastcgi_client._record(fastcgi_client.PARAMS, 1, b"")
+              + fastcgi_client._record(fastcgi_client.STDIN, 1, b"--b\r\n"))
+    return s
+
+
+def test_serve_exits_3_when_a_request_outlasts_the_grace_period(tmp_path):
+    path = str(tmp_path / "w.sock")
+    process, data, log = start_serve(tmp_path, "--socket", path, "--grace-period", "1")
+    stalled = stalled_fastcgi_request(path)
+    try:
+        time.sleep(0.5)
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=20) == 3
+    finally:
+        stalled.close()
+    log.seek(0)
+    assert "still in flight after the grace period" in log.read()
+
+
+def test_up_exits_3_when_a_request_outlasts_the_grace_period(make_server):
+    server = make_server(extra_args=["--grace-period", "1"])
+    credential = server.client()
+    thread = threading.Thread(target=lambda: requests.post(
+        server.url("/api/minihost/upload"), data=slow_multipart(os.urandom(1_000_000), 10_000, 0.2), timeout=60,
+        headers={**server.auth(credential), "Content-Type": "multipart/form-data; boundary=b"}))
+    thread.daemon = True
+    thread.start()
+    time.sleep(0.5)
+    os.kill(server.process.pid, signal.SIGTERM)
+    assert server.process.wait(timeout=30) == 3
+    assert "stopped uncleanly" in server.output()
