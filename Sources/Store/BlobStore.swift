@@ -41,13 +41,21 @@ public struct BlobStore: Sendable {
         // A new shard folder is only durable once its parent is synced too.
         if try FileSystem.makeDirectoryIfMissing(outer, mode: 0o755) { try FileSystem.syncDirectory(directory.blobsPath) }
         if try FileSystem.makeDirectoryIfMissing(inner, mode: 0o755) { try FileSystem.syncDirectory(outer) }
+        // A vanished source (a temporary file that `gc --temporary-age 0`
+        // swept mid-upload) is an I/O failure, not "not found": nothing is
+        // recorded and the client gets a 500, never a 404 for its own upload.
         if file.placedByLink {
-            guard link(file.temporaryPath, target) == 0 else { throw StorageError.fromErrno("link blob") }
+            guard link(file.temporaryPath, target) == 0 else { throw Self.placementError("link blob") }
         } else {
-            guard rename(file.temporaryPath, target) == 0 else { throw StorageError.fromErrno("rename blob") }
+            guard rename(file.temporaryPath, target) == 0 else { throw Self.placementError("rename blob") }
         }
         try FileSystem.syncDirectory(inner)
         return true
+    }
+
+    private static func placementError(_ operation: String) -> StorageError {
+        let error = StorageError.fromErrno(operation)
+        return error.code == .notFound ? StorageError(.io, error.detail) : error
     }
 
     func remove(_ sha256: String) {

@@ -175,6 +175,14 @@ enum Migrations {
             try db.drop(table: "minihost_upload_session_chunks")
             try db.rename(table: "minihost_upload_session_chunks_v4", to: "minihost_upload_session_chunks")
         }
+        migrator.registerMigration("v5-finish-claimer") { db in
+            // Who claimed a session for finishing (see ProcessIdentity): a
+            // claim whose process is gone is taken over at once instead of
+            // after the ten-minute takeover.
+            try db.alter(table: "minihost_upload_sessions") { t in
+                t.add(column: "assembling_by", .text)
+            }
+        }
         return migrator
     }
 }

@@ -26,8 +26,11 @@ extension MinihostStore {
             }
             if session.state == .completed { return .alreadyCompleted }
             guard session.expiresAt > now else { throw StorageError(.notFound, "upload session not found") }
+            // A live claim makes others wait; one whose process is gone (a
+            // crashed worker) is taken over at once, any other after ten minutes.
             if session.state == .assembling, let since = session.assemblingSince,
-               now.timeIntervalSince(since) < Self.assemblyTakeover { return .busy }
+               now.timeIntervalSince(since) < Self.assemblyTakeover,
+               session.assemblingBy.map(ProcessIdentity.isAlive) ?? true { return .busy }
             let chunks = try UploadSessionChunk.filter(Column("session_id") == id).order(Column("chunk_index")).fetchAll(db)
             let missing = Self.missingChunks(chunks, naming: limits.missingChunksNamed)
             guard missing.count == 0 else { throw StorageError(.invalid, "missing chunks: \(missing)") }
@@ -38,6 +41,7 @@ extension MinihostStore {
             var assembling = session
             assembling.state = .assembling
             assembling.assemblingSince = now
+            assembling.assemblingBy = ProcessIdentity.current
             assembling.chunkSize = UploadSession.sealedChunkSize
             try assembling.update(db)
             return .assemble(assembling, chunks)
@@ -121,6 +125,15 @@ extension MinihostStore {
         } else {
             blob = try copyChunks(session, chunks, from: file)
         }
+        #if DEBUG
+        // Tests only: `finish-before-commit@FILE` crashes here, after the session
+        // file was trimmed and collapsed and before the commit, once: if FILE
+        // could be removed.
+        if let point = getenv("MINIHOST_TEST_CRASH_POINT").map({ String(cString: $0) }),
+           point.hasPrefix("finish-before-commit@"), unlink(String(point.dropFirst("finish-before-commit@".count))) == 0 {
+            fatalError("test crash before a finish commits")
+        }
+        #endif
         return try commitUpload(blob, owner: session.owner, fileName: session.fileName, contentType: session.contentType,
                                 now: now, configure: { upload in
                                     upload.folderId = session.folderId

@@ -26,6 +26,8 @@ public struct UploadSession: Codable, FetchableRecord, PersistableRecord, Sendab
     public var options: String?
     public var state: State
     public var assemblingSince: Date?
+    /// The process that claimed the session for finishing (``ProcessIdentity``).
+    public var assemblingBy: String?
     public var uploadId: String?
     public var createdAt: Date
     public var expiresAt: Date
@@ -41,6 +43,7 @@ public struct UploadSession: Codable, FetchableRecord, PersistableRecord, Sendab
     enum CodingKeys: String, CodingKey {
         case id, ownerKind = "owner_kind", ownerId = "owner_id", fileName = "file_name", contentType = "content_type"
         case declaredSize = "declared_size", folderId = "folder_id", options, state, assemblingSince = "assembling_since"
+        case assemblingBy = "assembling_by"
         case uploadId = "upload_id", createdAt = "created_at", expiresAt = "expires_at", chunkSize = "chunk_size"
     }
 

@@ -103,3 +103,42 @@ import Testing
         #expect(try fixture.store.checkIntegrity().isEmpty)
     }
 }
+
+@Suite struct FinishTakeoverTests {
+    let owner = Owner(kind: .user, id: "alice")
+
+    func claimedSession(_ fixture: TemporaryStore, by claimer: String) throws -> UploadSession {
+        let session = try fixture.store.openSession(SessionRequest(owner: owner, fileName: "f", declaredSize: 3), maxSize: 100)
+        let writer = try fixture.store.blobs.makeWriter()
+        try [UInt8]([1, 2, 3]).withUnsafeBytes { try writer.write($0) }
+        try fixture.store.acceptChunk(sessionId: session.id, index: 0, file: try writer.finish())
+        try fixture.store.database.write { db in
+            try db.execute(sql: """
+                UPDATE minihost_upload_sessions SET state = 'assembling', assembling_since = ?, assembling_by = ? WHERE id = ?
+                """, arguments: [Date(), claimer, session.id])
+        }
+        return session
+    }
+
+    @Test func aClaimOfALiveProcessMakesOthersWait() throws {
+        let fixture = try TemporaryStore()
+        let session = try claimedSession(fixture, by: ProcessIdentity.current)
+        #expect(try fixture.store.finishSession(id: session.id, owner: owner) == .inProgress)
+    }
+
+    @Test func aClaimOfADeadProcessIsTakenOverAtOnce() throws {
+        let fixture = try TemporaryStore()
+        // This machine's boot, a pid that can't be running (above pid_max) or a reused one.
+        let parts = ProcessIdentity.current.split(separator: ":")
+        for claimer in ["\(parts[0]):4194304:1", "\(parts[0]):\(getpid()):1"] {
+            let session = try claimedSession(fixture, by: claimer)
+            guard case .completed(let upload) = try fixture.store.finishSession(id: session.id, owner: owner) else {
+                Issue.record("a dead claimer's session was not taken over (\(claimer))")
+                continue
+            }
+            #expect(upload.size == 3)
+        }
+        #expect(ProcessIdentity.isAlive(ProcessIdentity.current))
+        #expect(ProcessIdentity.isAlive("another-boot:1:1"))
+    }
+}

@@ -2,6 +2,7 @@
 serve modes (unix socket, TCP, systemd socket), and the shipped configs."""
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -361,3 +362,81 @@ def test_up_exits_3_when_a_request_outlasts_the_grace_period(make_server):
     os.kill(server.process.pid, signal.SIGTERM)
     assert server.process.wait(timeout=30) == 3
     assert "stopped uncleanly" in server.output()
+
+
+def test_gc_racing_uploads_purges_and_finishes_loses_nothing_acknowledged(server, tmp_path):
+    """gc (even sweeping temporary files of any age) runs in a loop while
+    clients upload duplicate bytes, purge, and finish chunked uploads.
+    Requests whose temporary file gc swept may fail; nothing acknowledged may."""
+    credential = server.client()
+    run_cli("user", "create", "alice", "--password-stdin", data=server.data, stdin="alice primary password\n")
+    stop = threading.Event()
+    lock = threading.Lock()
+    acked, purged, finished, failures = {}, set(), {}, []
+    contents = [os.urandom(200_000) for _ in range(4)]
+
+    def uploader(seed):
+        rng = random.Random(seed)
+        while not stop.is_set():
+            data = rng.choice(contents) if rng.random() < 0.5 else os.urandom(rng.choice([1000, 300_000]))
+            r = server.upload(credential, data)
+            if r.status_code == 200:
+                with lock:
+                    acked[r.json()["uploadId"]] = sha256(data)
+            else:
+                failures.append(r.status_code)
+
+    def purger():
+        rng = random.Random(7)
+        while not stop.is_set():
+            time.sleep(0.05)
+            with lock:
+                candidates = [u for u in acked if u not in purged]
+            if len(candidates) < 3:
+                continue
+            victim = rng.choice(candidates)
+            r = requests.post(server.url("/api/minihost/upload_follow_up"), headers=server.auth(credential),
+                              json={"uploadId": victim, "app_payload": {"_PURGE": True}})
+            if r.status_code == 200:
+                with lock:
+                    purged.add(victim)
+
+    def chunker():
+        form = {"username": "alice", "password": "alice primary password"}
+        while not stop.is_set():
+            data = os.urandom(4 * 65536)
+            session = requests.post(server.url("/api/initChunkedUploadPlain"),
+                                    data={**form, "filename": "c.bin", "size": len(data)}).text.strip()
+            ok = all(requests.post(server.url(f"/api/uploadChunkPlain?id={session}&chunk={i}"),
+                                   files={"file": ("c", data[i * 65536:(i + 1) * 65536])}).status_code == 200
+                     for i in range(4))
+            r = requests.post(server.url("/api/finishChunkedUploadPlain"), data={**form, "id": session}) if ok else None
+            if r is not None and r.status_code == 200:
+                finished[session] = (dict(line.split(": ", 1) for line in r.text.splitlines())["Raw"], sha256(data))
+
+    def collector():
+        while not stop.is_set():
+            run_cli("gc", "--temporary-age", "0", data=server.data)
+
+    threads = [threading.Thread(target=uploader, args=(i,)) for i in range(2)]
+    threads += [threading.Thread(target=f) for f in (purger, chunker, collector)]
+    for thread in threads:
+        thread.start()
+    time.sleep(8)
+    stop.set()
+    for thread in threads:
+        thread.join(60)
+    assert len(acked) > 20 and purged and finished, (len(acked), len(purged), len(finished))
+    assert set(failures) <= {500}, failures
+    for upload_id, digest in acked.items():
+        r = requests.get(server.url(f"/api/minihost/download?id={upload_id}"), headers=server.auth(credential))
+        if upload_id in purged:
+            assert r.status_code == 404
+        else:
+            assert r.status_code == 200 and sha256(r.content) == digest, upload_id
+    for raw, digest in finished.values():
+        assert sha256(requests.get(raw).content) == digest
+    assert run_cli("check", data=server.data).returncode == 0
+    run_cli("gc", "--temporary-age", "0", data=server.data)
+    referenced = {row[0] for row in server.db("SELECT DISTINCT blob FROM minihost_uploads WHERE blob IS NOT NULL")}
+    assert {p.name for p in server.blob_files()} == referenced

@@ -274,3 +274,27 @@ def test_wrong_passwords_are_rate_limited(make_server):
     # queue (16); the rest is refused at once rather than holding a thread.
     assert {status for status, _ in answers} <= {401, 429, 503}
     assert all(body == "ERR Server busy, retry shortly" for status, body in answers if status == 503)
+
+
+def test_a_finish_cut_off_after_the_collapse_is_completed_by_the_next_call(make_server, tmp_path):
+    flag = tmp_path / "crash-once"
+    flag.write_text("")
+    server = make_server({"MINIHOST_TEST_CRASH_POINT": f"finish-before-commit@{flag}"})
+    _, secret = make_user(server)
+    slot = 1 << 20
+    data = os.urandom(3 * slot + 1234)
+    status, upload_id = init(server, secret, len(data))
+    # Chunks counted from 1, in place: finish removes the empty first slot, then the worker dies.
+    for index in range(1, 5):
+        assert send_chunk(server, upload_id, index, data[(index - 1) * slot:index * slot], tmp_path)[0] == 200
+    status, body = finish(server, secret, upload_id)
+    assert status in (502, 503) and not flag.exists(), (status, body)
+    server.wait_healthy()
+    assert server.db("SELECT state FROM minihost_upload_sessions WHERE id = ?", upload_id) == [("assembling",)]
+    # The crash came after the collapse: the session file already starts with chunk 1.
+    assert (server.data / "sessions" / upload_id / "data").stat().st_size == len(data)
+    # The claim's process is gone: the next call takes over at once (not after ten minutes).
+    status, body = finish(server, secret, upload_id)
+    assert status == 200, body
+    assert sha256(requests.get(parse_links(body)["Raw"]).content) == sha256(data)
+    assert run_cli("check", data=server.data).returncode == 0
