@@ -45,7 +45,7 @@ public struct ServerConfiguration: Sendable {
     public var passwordQueue = 16
     /// The store's bounds (`MINIHOST_MAX_CHUNKS`: chunks per resumable upload).
     public var storeLimits = StoreLimits()
-    /// How long an operator session lasts.
+    /// How long an operator session lasts (`MINIHOST_OPERATOR_SESSION_HOURS`, default 12).
     public var operatorSessionLifetime: TimeInterval
     public var version: String
 
@@ -102,6 +102,9 @@ public struct ServerConfiguration: Sendable {
         }
         if let hours = reader.number("MINIHOST_SESSION_HOURS", in: 0.001...8760, fallback: "24") {
             configuration.sessionLifetime = hours * 3600
+        }
+        if let hours = reader.number("MINIHOST_OPERATOR_SESSION_HOURS", in: 0.001...720, fallback: "12") {
+            configuration.operatorSessionLifetime = hours * 3600
         }
         if let count = reader.number("MINIHOST_MAX_CHUNKS", in: 1...1_000_000, whole: true, fallback: "10000") {
             configuration.storeLimits.maxChunksPerSession = Int64(count)

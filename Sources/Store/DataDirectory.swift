@@ -46,6 +46,18 @@ public struct DataDirectory: Sendable {
         try FileSystem.makeDirectory(sessionsPath, mode: 0o700)
     }
 
+    /// Runs `body` holding an exclusive `flock` on `root/name` (created
+    /// 0600), which other processes on this folder wait for.
+    func withExclusiveLock<T>(_ name: String, _ body: () throws -> T) throws -> T {
+        let descriptor = open(root + "/" + name, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw StorageError.fromErrno("open \(name)") }
+        defer { close(descriptor) }
+        while flock(descriptor, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw StorageError.fromErrno("lock \(name)") }
+        }
+        return try body()
+    }
+
     /// The database and its WAL and shared-memory files, owner-only. SQLite
     /// gives the WAL and -shm files the database file's mode, so creating it
     /// 0600 before SQLite does is enough; older data folders are tightened.

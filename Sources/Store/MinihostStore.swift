@@ -35,8 +35,12 @@ public final class MinihostStore: Sendable {
         // fsync'd blob deleted by gc. FULL syncs the WAL at every commit.
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try directory.createPrivateDatabaseFile()
-        database = try DatabasePool(path: directory.databasePath, configuration: configuration)
-        try Migrations.migrator.migrate(database)
+        let pool = try DatabasePool(path: directory.databasePath, configuration: configuration)
+        // GRDB reads which migrations are applied before taking the write
+        // lock, so two processes opening a new folder at once (serve and a
+        // CLI command, or several workers) would both run v1; one at a time.
+        try directory.withExclusiveLock(".migrations.lock") { try Migrations.migrator.migrate(pool) }
+        database = pool
         readers = ThreadLocalReaders(path: directory.databasePath, configuration: configuration)
         blobs = BlobStore(directory: directory)
         sessionFiles = SessionFileRegistry(sessionsPath: directory.sessionsPath)

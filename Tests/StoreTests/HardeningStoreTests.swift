@@ -142,3 +142,15 @@ import Testing
         #expect(ProcessIdentity.isAlive("another-boot:1:1"))
     }
 }
+
+@Suite struct ConcurrentOpenTests {
+    @Test func storesOpenedAtOnceOnANewFolderAllMigrateIt() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("minihost-open-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let failures = LockedList<String>()
+        DispatchQueue.concurrentPerform(iterations: 6) { _ in
+            do { _ = try MinihostStore(directory: DataDirectory(root)).listClients() } catch { failures.append("\(error)") }
+        }
+        #expect(failures.values.isEmpty)
+    }
+}

@@ -422,3 +422,26 @@ def test_unknown_paths_and_methods(server):
     assert r.status_code == 405 and "POST" in r.headers["Allow"]
     r = requests.get(server.url("/_blobs/aa/bb/whatever"))
     assert r.status_code == 404
+
+
+def test_operator_sessions_expire_and_end_with_a_new_password(make_server):
+    server = make_server({"MINIHOST_OPERATOR_SESSION_HOURS": "0.001"})  # 3.6 s
+    run_cli("admin", "create", "operator", "--password-stdin", data=server.data, stdin="first operator password\n")
+    login = server.url("/api/minihost/admin-login")
+    purge = server.url("/api/minihost/admin-purge-unhandled")
+    session = requests.Session()
+    r = session.post(login, json={"username": "operator", "password": "first operator password"})
+    assert r.status_code == 200 and "Max-Age=3;" in r.headers["Set-Cookie"]
+    cookie = r.cookies["minihost_admin"]
+    assert session.post(purge).status_code == 200
+    time.sleep(4)
+    # Sent by hand: the browser would have dropped it after Max-Age, the server must refuse it too.
+    assert requests.post(purge, cookies={"minihost_admin": cookie}).status_code == 401
+    # A new password ends the sessions signed in with the old one.
+    r = requests.post(login, json={"username": "operator", "password": "first operator password"})
+    fresh = r.cookies["minihost_admin"]
+    assert requests.post(purge, cookies={"minihost_admin": fresh}).status_code == 200
+    run_cli("admin", "create", "operator", "--password-stdin", data=server.data, stdin="second operator password\n")
+    assert requests.post(purge, cookies={"minihost_admin": fresh}).status_code == 401
+    assert requests.post(login, json={"username": "operator", "password": "first operator password"}).status_code == 401
+    assert requests.post(login, json={"username": "operator", "password": "second operator password"}).status_code == 200

@@ -440,3 +440,19 @@ def test_gc_racing_uploads_purges_and_finishes_loses_nothing_acknowledged(server
     run_cli("gc", "--temporary-age", "0", data=server.data)
     referenced = {row[0] for row in server.db("SELECT DISTINCT blob FROM minihost_uploads WHERE blob IS NOT NULL")}
     assert {p.name for p in server.blob_files()} == referenced
+
+
+def test_serve_marks_the_operator_cookie_secure(tmp_path):
+    path = str(tmp_path / "w.sock")
+    process, data, log = start_serve(tmp_path, "--socket", path)
+    try:
+        run_cli("admin", "create", "operator", "--password-stdin", data=data, stdin="an operator password\n")
+        with connect_retry(path, socket.AF_UNIX) as s:
+            status, headers, _ = fastcgi_client.request(
+                s, "POST", "/api/minihost/admin-login", headers={"Content-Type": "application/json"},
+                body=b'{"username":"operator","password":"an operator password"}')
+        assert status == 200
+        cookie = headers["set-cookie"]
+        assert "; Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    finally:
+        stop_serve(process)

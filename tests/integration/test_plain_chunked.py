@@ -5,6 +5,7 @@ a SIGKILLed server, and every documented error."""
 import os
 import signal
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -298,3 +299,24 @@ def test_a_finish_cut_off_after_the_collapse_is_completed_by_the_next_call(make_
     assert status == 200, body
     assert sha256(requests.get(parse_links(body)["Raw"]).content) == sha256(data)
     assert run_cli("check", data=server.data).returncode == 0
+
+
+def test_an_expired_session_refuses_chunks_status_and_finish_and_releases_its_quota(make_server, tmp_path):
+    server = make_server({"MINIHOST_SESSION_HOURS": "0.001"})  # 3.6 s
+    _, secret = make_user(server, quota_mb=1)
+    status, upload_id = init(server, secret, 1_000_000)
+    assert status == 200
+    assert send_chunk(server, upload_id, 0, os.urandom(400_000), tmp_path) == (200, "OK")
+    # The open session reserves its declared size against the quota.
+    assert init(server, secret, 500_000)[0] == 413
+    time.sleep(4)
+    assert send_chunk(server, upload_id, 1, os.urandom(400_000), tmp_path) == (400, "ERR Not found")
+    assert curl(server, "GET", f"/api/chunkedUploadStatusPlain?id={upload_id}") == (404, "ERR Not found")
+    assert finish(server, secret, upload_id) == (400, "ERR Upload not found")
+    # Its reservation is gone with it.
+    status, again = init(server, secret, 1_000_000)
+    assert status == 200, again
+    out = run_cli("gc", data=server.data).stdout
+    assert "1 expired upload session(s)" in out, out
+    assert not (server.data / "sessions" / upload_id).exists()
+    assert server.db("SELECT COUNT(*) FROM minihost_upload_session_chunks WHERE session_id = ?", upload_id) == [(0,)]
