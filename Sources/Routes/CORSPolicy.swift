@@ -12,6 +12,9 @@ public struct CORSPolicy: Sendable {
 
     public let allowedOrigins: Set<String>
 
+    /// The allowed origins in a stable order, for the nginx config.
+    public var sortedOrigins: [String] { allowedOrigins.sorted() }
+
     public init(publicOrigin: String? = nil, extraOrigins: [String] = []) {
         let configured = ([publicOrigin].compactMap { $0 } + extraOrigins).map(Self.normalize).filter { !$0.isEmpty }
         allowedOrigins = Set(Self.developmentOrigins + configured)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Routes
 
 struct NginxConfig: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,6 +20,9 @@ struct NginxConfig: ParsableCommand {
     var contentServerName: String?
     @Option(help: "TLS certificate for the content origin (default: --ssl-certificate).") var contentSslCertificate: String?
     @Option(help: "TLS key for the content origin (default: --ssl-certificate-key).") var contentSslCertificateKey: String?
+    @Option(help: "The site's public origin, allowed for CORS like the workers do (default: MINIHOST_PUBLIC_ORIGIN).")
+    var publicOrigin: String?
+    @Option(help: "More comma-separated CORS origins (default: MINIHOST_CORS_ORIGINS).") var corsOrigins: String?
 
     func run() throws {
         var site = NginxTemplates.Site(mode: "production, rendered by minihost nginx-config", tls: true,
@@ -28,6 +32,14 @@ struct NginxConfig: ParsableCommand {
                                        blobRoot: blobRoot, maxUploadMB: min(maxMb, 500), maxChunkMB: maxChunkMb,
                                        rateLimit: true)
         site.contentServerName = contentServerName
+        // The same list the workers build from these variables.
+        let environment = ProcessInfo.processInfo.environment
+        var overrides = environment
+        if let publicOrigin { overrides["MINIHOST_PUBLIC_ORIGIN"] = publicOrigin }
+        if let corsOrigins { overrides["MINIHOST_CORS_ORIGINS"] = corsOrigins }
+        let configuration = ServerConfiguration.fromEnvironment(overrides).0
+        site.corsOrigins = CORSPolicy(publicOrigin: configuration.publicOrigin,
+                                      extraOrigins: configuration.extraCORSOrigins).sortedOrigins
         site.contentSslCertificate = contentSslCertificate ?? sslCertificate
         site.contentSslCertificateKey = contentSslCertificateKey ?? sslCertificateKey
         print(try NginxTemplates.locate().render("minihost.conf", site.values), terminator: "")

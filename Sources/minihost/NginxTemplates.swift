@@ -58,6 +58,8 @@ struct NginxTemplates {
         var contentListen = ""
         var contentSslCertificate = ""
         var contentSslCertificateKey = ""
+        /// Origins nginx's own error answers allow (the workers' CORS list).
+        var corsOrigins: [String] = []
 
         var values: [String: Any] {
             [
@@ -70,6 +72,7 @@ struct NginxTemplates {
                 "content": contentServerName != nil, "content_server_name": contentServerName ?? "",
                 "content_listen": contentListen, "content_ssl_certificate": contentSslCertificate,
                 "content_ssl_certificate_key": contentSslCertificateKey,
+                "cors_origins": corsOrigins.map { $0.replacingOccurrences(of: "\"", with: "") },
             ]
         }
     }

@@ -118,6 +118,7 @@ struct Up: ParsableCommand {
                                        serverName: "localhost", upstream: "unix:" + socketPath,
                                        blobRoot: data.blobsPath, maxUploadMB: limits.maxUploadMB,
                                        maxChunkMB: Int(limits.maxChunkBytes >> 20), rateLimit: rateLimit)
+        site.corsOrigins = CORSPolicy(publicOrigin: limits.publicOrigin, extraOrigins: limits.extraCORSOrigins).sortedOrigins
         if let origin = limits.contentOrigin {
             guard let components = URLComponents(string: origin), let host = components.host else {
                 throw CommandFailure("MINIHOST_CONTENT_ORIGIN=\(origin) is not an origin")

@@ -513,3 +513,67 @@ def test_nothing_up_started_outlives_it(server):
                  open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] != "Z"]
         time.sleep(0.1)
     assert alive == [], f"still running after up was killed: {alive}"
+
+
+def test_nginx_refusals_carry_cors_headers_for_allowed_origins(make_server):
+    server = make_server({"MINIHOST_CORS_ORIGINS": "https://app.example", "MINIHOST_RATE_LIMIT": "on",
+                          "MINIHOST_MAX_MB": "1", "MINIHOST_TEST_CRASH_ROUTE": "1"})
+    credential = server.client()
+
+    def cors(response, origin):
+        return (response.headers.get("Access-Control-Allow-Origin"), response.headers.get("Access-Control-Allow-Credentials"))
+
+    for origin, expected in [("https://app.example", ("https://app.example", "true")), ("https://evil.example", (None, None))]:
+        too_large = requests.post(server.url("/api/minihost/upload"), headers={**server.auth(credential), "Origin": origin},
+                                  files={"file": ("big", os.urandom(3 << 20))})
+        assert too_large.status_code == 413 and too_large.json()["error"].startswith("File too large")
+        assert cors(too_large, origin) == expected, too_large.headers
+        # A worker's own refusal (a 401) carries them too.
+        denied = requests.post(server.url("/api/minihost/upload"), headers={"Origin": origin})
+        assert denied.status_code == 401 and cors(denied, origin) == expected
+    statuses = []
+    for _ in range(12):
+        r = requests.post(server.url("/api/minihost/admin-login"), json={}, headers={"Origin": "https://app.example"})
+        statuses.append(r.status_code)
+        if r.status_code == 429:
+            assert cors(r, None) == ("https://app.example", "true") and r.headers["Retry-After"] == "1"
+    assert 429 in statuses
+    plain = [requests.post(server.url("/api/cliCheckCredentials"), data={}, headers={"Origin": "https://app.example"})
+             for _ in range(40)]
+    limited = [r for r in plain if r.status_code == 429]
+    assert limited and all(r.text == "ERR Too many requests\n" and cors(r, None)[0] == "https://app.example" for r in limited)
+    crashed = requests.post(server.url("/api/_test/crash"), headers={"Origin": "https://app.example"})
+    assert crashed.status_code == 503 and crashed.json() == {"error": "Service unavailable"}
+    assert cors(crashed, None) == ("https://app.example", "true")
+
+
+def test_per_address_upload_limits_answer_429_with_retry_after(make_server):
+    server = make_server({"MINIHOST_RATE_LIMIT": "on"})
+    credential = server.client()
+    # 16 uploads at once from one address; the 17th is refused at once.
+    stalled = []
+    try:
+        for _ in range(16):
+            s = socket.create_connection(("127.0.0.1", server.port), source_address=("127.0.0.9", 0))
+            s.sendall(f"POST /api/minihost/upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {credential}\r\n"
+                      f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\n".encode())
+            stalled.append(s)
+        time.sleep(0.5)
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, source_address=("127.0.0.9", 0), timeout=10)
+        connection.request("POST", "/api/minihost/upload", body=b"--b--\r\n",
+                           headers={"Authorization": f"Bearer {credential}", "Content-Type": "multipart/form-data; boundary=b"})
+        refused = connection.getresponse()
+        assert refused.status == 429 and refused.getheader("Retry-After") == "1"
+        assert json.loads(refused.read()) == {"error": "Too many requests"}
+        # Another address is not affected.
+        other = http.client.HTTPConnection("127.0.0.1", server.port, source_address=("127.0.0.10", 0), timeout=10)
+        body = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nx\r\n--b--\r\n"
+        other.request("POST", "/api/minihost/upload", body=body,
+                      headers={"Authorization": f"Bearer {credential}", "Content-Type": "multipart/form-data; boundary=b"})
+        assert other.getresponse().status == 200
+    finally:
+        for s in stalled:
+            s.close()
+    # The request rate: 10/s with a burst of 20 per address.
+    statuses = burst(server.port, "127.0.0.11", "POST", "/api/minihost/upload", "none", 48)
+    assert statuses.count(429) >= 10 and 401 in statuses, statuses
