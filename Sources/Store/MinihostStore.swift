@@ -30,12 +30,14 @@ public final class MinihostStore: Sendable {
         var configuration = Configuration()
         configuration.busyMode = .timeout(15)
         configuration.label = "minihost"
-        // WAL's default (NORMAL) may lose the last commits in a power cut;
-        // an acknowledged upload whose row rolled back would then have its
-        // fsync'd blob deleted by gc. FULL syncs the WAL at every commit.
-        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try directory.createPrivateDatabaseFile()
         let pool = try DatabasePool(path: directory.databasePath, configuration: configuration)
+        // WAL's usual NORMAL may lose the last commits in a power cut; an
+        // acknowledged upload whose row rolled back would then have its
+        // fsync'd blob deleted by gc. FULL syncs the WAL at every commit.
+        // Set on the writer after GRDB opened it: GRDB sets NORMAL when it
+        // turns WAL on, after `prepareDatabase` has run.
+        try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
         // GRDB reads which migrations are applied before taking the write
         // lock, so two processes opening a new folder at once (serve and a
         // CLI command, or several workers) would both run v1; one at a time.
