@@ -30,10 +30,23 @@ enum FastCGIRequestDecoder {
             ?? FormURLEncoded.decode(requestURI.split(separator: "?", maxSplits: 1).first ?? "/")
         let scheme = (params["HTTPS"].map { $0.lowercased() == "on" } ?? false) ? "https" : (params["REQUEST_SCHEME"] ?? "http")
         let body = FastCGIRequestBody(stream: request.in, declaredLength: headers["Content-Length"].flatMap { Int64($0) })
-        return Request(method: params["REQUEST_METHOD"] ?? "GET", path: path,
-                       queryString: params["QUERY_STRING"] ?? "", headers: headers,
-                       remoteAddress: params["REMOTE_ADDR"] ?? "", scheme: scheme,
-                       isContentOrigin: params["MINIHOST_CONTENT_ORIGIN"] == "1", body: body)
+        var decoded = Request(method: params["REQUEST_METHOD"] ?? "GET", path: path,
+                              queryString: params["QUERY_STRING"] ?? "", headers: headers,
+                              remoteAddress: params["REMOTE_ADDR"] ?? "", scheme: scheme,
+                              isContentOrigin: params["MINIHOST_CONTENT_ORIGIN"] == "1", body: body)
+        let connection = request.ipcFd
+        decoded.isAbandoned = { peerClosed(connection) }
+        return decoded
+    }
+
+    /// nginx closes its connection to the worker when the client goes away
+    /// (`fastcgi_ignore_client_abort` is off): a hang-up on the socket says so.
+    static func peerClosed(_ descriptor: Int32) -> Bool {
+        // POLLRDHUP (0x2000) needs _GNU_SOURCE, which the Glibc module lacks.
+        let rdHangUp: Int16 = 0x2000
+        var entry = pollfd(fd: descriptor, events: rdHangUp, revents: 0)
+        guard poll(&entry, 1, 0) == 1 else { return false }
+        return entry.revents & (rdHangUp | Int16(POLLHUP) | Int16(POLLERR)) != 0
     }
 
     /// `HTTP_X_API_KEY` → `x-api-key`; CGI's two unprefixed headers are mapped

@@ -16,6 +16,10 @@ public struct Request {
     /// (nginx sets `MINIHOST_CONTENT_ORIGIN`; no client header can).
     public var isContentOrigin: Bool
     public var body: RequestBody
+    /// True once the client is gone (nginx closed its connection to the
+    /// worker), so expensive work for nobody can be skipped. Always false in
+    /// tests and wherever it can't be known.
+    public var isAbandoned: @Sendable () -> Bool = { false }
 
     public init(method: String, path: String, queryString: String = "", headers: HTTPHeaders = HTTPHeaders(),
                 remoteAddress: String = "127.0.0.1", scheme: String = "http", isContentOrigin: Bool = false,

@@ -85,3 +85,10 @@ public final class ConcurrencyLimiter: @unchecked Sendable {
         available -= 1
     }
 }
+
+/// The client went away while its request waited; nothing is answered to
+/// anyone (nginx logs 499), and no more work is done for it.
+public struct ClientGone: HTTPError {
+    public let status = HTTPStatus(code: 499, reason: "Client Closed Request")
+    public let publicMessage = "Client closed the request"
+}

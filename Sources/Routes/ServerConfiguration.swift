@@ -43,8 +43,10 @@ public struct ServerConfiguration: Sendable {
     /// default 16). Past the queue a request gets 503 at once.
     public var passwordChecks = 2
     public var passwordQueue = 16
-    /// The store's bounds (`MINIHOST_MAX_CHUNKS`: chunks per resumable upload).
-    public var storeLimits = StoreLimits()
+    /// The store's bounds (`MINIHOST_MAX_CHUNKS`: chunks per resumable upload)
+    /// and commit durability (`MINIHOST_SQLITE_SYNCHRONOUS`: `full`, or
+    /// `normal` to measure what full costs; never in production).
+    public var storeConfiguration = StoreConfiguration()
     /// How long an operator session lasts (`MINIHOST_OPERATOR_SESSION_HOURS`, default 12).
     public var operatorSessionLifetime: TimeInterval
     public var version: String
@@ -103,11 +105,19 @@ public struct ServerConfiguration: Sendable {
         if let hours = reader.number("MINIHOST_SESSION_HOURS", in: 0.001...8760, fallback: "24") {
             configuration.sessionLifetime = hours * 3600
         }
+        switch environment["MINIHOST_SQLITE_SYNCHRONOUS"]?.lowercased() {
+        case nil, "", "full": break
+        case "normal":
+            configuration.storeConfiguration.synchronousCommits = false
+            reader.warnings.append("MINIHOST_SQLITE_SYNCHRONOUS=normal: a power cut may lose acknowledged uploads")
+        case let other?:
+            reader.warnings.append("MINIHOST_SQLITE_SYNCHRONOUS=\(other) is not full or normal; using full")
+        }
         if let hours = reader.number("MINIHOST_OPERATOR_SESSION_HOURS", in: 0.001...720, fallback: "12") {
             configuration.operatorSessionLifetime = hours * 3600
         }
         if let count = reader.number("MINIHOST_MAX_CHUNKS", in: 1...1_000_000, whole: true, fallback: "10000") {
-            configuration.storeLimits.maxChunksPerSession = Int64(count)
+            configuration.storeConfiguration.maxChunksPerSession = Int64(count)
         }
         if let count = reader.number("MINIHOST_PASSWORD_CHECKS", in: 1...64, whole: true, fallback: "2") {
             configuration.passwordChecks = Int(count)

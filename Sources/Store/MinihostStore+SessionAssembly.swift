@@ -32,7 +32,7 @@ extension MinihostStore {
                now.timeIntervalSince(since) < Self.assemblyTakeover,
                session.assemblingBy.map(ProcessIdentity.isAlive) ?? true { return .busy }
             let chunks = try UploadSessionChunk.filter(Column("session_id") == id).order(Column("chunk_index")).fetchAll(db)
-            let missing = Self.missingChunks(chunks, naming: limits.missingChunksNamed)
+            let missing = Self.missingChunks(chunks, naming: configuration.missingChunksNamed)
             guard missing.count == 0 else { throw StorageError(.invalid, "missing chunks: \(missing)") }
             let received = chunks.reduce(Int64(0)) { $0 + $1.size }
             guard received == session.declaredSize else {

@@ -261,9 +261,9 @@ extension MinihostStore {
 
     /// The largest chunk index `session` takes. No chunk is empty, so a
     /// file of N bytes has at most N chunks (counted from 0 or 1), and no
-    /// session more than ``StoreLimits/maxChunksPerSession``.
+    /// session more than ``StoreConfiguration/maxChunksPerSession``.
     public func maxChunkIndex(of session: UploadSession) -> Int64 {
-        min(session.declaredSize, limits.maxChunksPerSession)
+        min(session.declaredSize, configuration.maxChunksPerSession)
     }
 
     /// Refuses a chunk index outside the session's geometry, or an empty

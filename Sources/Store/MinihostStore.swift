@@ -11,7 +11,7 @@ import OpenSSLCrypto
 public final class MinihostStore: Sendable {
     public let directory: DataDirectory
     public let blobs: BlobStore
-    public let limits: StoreLimits
+    public let configuration: StoreConfiguration
     let database: DatabasePool
     private let readers: ThreadLocalReaders
     /// Coordinates chunks written in place (see ``ChunkWriter``).
@@ -19,31 +19,32 @@ public final class MinihostStore: Sendable {
     let logger = Logger(label: "minihost.store")
 
     /// Opens (creating if needed) the data folder and brings the schema up to date.
-    public init(directory: DataDirectory, limits: StoreLimits = StoreLimits()) throws {
+    public init(directory: DataDirectory, configuration: StoreConfiguration = StoreConfiguration()) throws {
         self.directory = directory
-        self.limits = limits
+        self.configuration = configuration
         try directory.create()
         // A process that crashed (not the machine) may have left renames and
         // new folders in the page cache only; later writers would find them
         // and not sync them again. One syncfs at start makes them durable.
         try FileSystem.syncFileSystem(containing: directory.root)
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(15)
-        configuration.label = "minihost"
+        var sqlite = Configuration()
+        sqlite.busyMode = .timeout(15)
+        sqlite.label = "minihost"
         try directory.createPrivateDatabaseFile()
-        let pool = try DatabasePool(path: directory.databasePath, configuration: configuration)
+        let pool = try DatabasePool(path: directory.databasePath, configuration: sqlite)
         // WAL's usual NORMAL may lose the last commits in a power cut; an
         // acknowledged upload whose row rolled back would then have its
         // fsync'd blob deleted by gc. FULL syncs the WAL at every commit.
         // Set on the writer after GRDB opened it: GRDB sets NORMAL when it
         // turns WAL on, after `prepareDatabase` has run.
-        try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
+        let synchronous = configuration.synchronousCommits ? "FULL" : "NORMAL"
+        try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = \(synchronous)") }
         // GRDB reads which migrations are applied before taking the write
         // lock, so two processes opening a new folder at once (serve and a
         // CLI command, or several workers) would both run v1; one at a time.
         try directory.withExclusiveLock(".migrations.lock") { try Migrations.migrator.migrate(pool) }
         database = pool
-        readers = ThreadLocalReaders(path: directory.databasePath, configuration: configuration)
+        readers = ThreadLocalReaders(path: directory.databasePath, configuration: sqlite)
         blobs = BlobStore(directory: directory)
         sessionFiles = SessionFileRegistry(sessionsPath: directory.sessionsPath)
     }
@@ -110,18 +111,24 @@ public final class MinihostStore: Sendable {
     }
 }
 
-/// Bounds the store enforces whatever a dialect asks for, so no input can
-/// make it do unbounded work (least of all under the write lock).
-public struct StoreLimits: Sendable {
+/// How the store is set up: the bounds it enforces whatever a dialect asks
+/// for, so no input can make it do unbounded work (least of all under the
+/// write lock), and how durable a commit is.
+public struct StoreConfiguration: Sendable {
     /// The most chunks one resumable upload may have; a chunk index must be
     /// below this (and below the declared size, since no chunk is empty).
     public var maxChunksPerSession: Int64
     /// How many missing chunk indices an error names (the rest are counted).
     public var missingChunksNamed: Int
+    /// Sync SQLite's WAL at every commit (`synchronous=FULL`). Off, a power
+    /// cut may roll back the last acknowledged uploads' rows, and gc then
+    /// deletes their blobs: only for measuring what FULL costs.
+    public var synchronousCommits: Bool
 
-    public init(maxChunksPerSession: Int64 = 10_000, missingChunksNamed: Int = 20) {
+    public init(maxChunksPerSession: Int64 = 10_000, missingChunksNamed: Int = 20, synchronousCommits: Bool = true) {
         self.maxChunksPerSession = max(1, maxChunksPerSession)
         self.missingChunksNamed = max(1, missingChunksNamed)
+        self.synchronousCommits = synchronousCommits
     }
 }
 

@@ -19,7 +19,7 @@ final class WorkerRuntime: Sendable {
                                                                             secureCookies: secureCookies)
         for warning in warnings { logger.warning("\(warning)") }
         self.configuration = configuration
-        store = try MinihostStore(directory: data, limits: configuration.storeLimits)
+        store = try MinihostStore(directory: data, configuration: configuration.storeConfiguration)
         let context = ServerContext(store: store, configuration: configuration, logger: logger,
                                     cookieSigningKey: try data.loadOrCreateSecretKey())
         let router = context.makeRouter()

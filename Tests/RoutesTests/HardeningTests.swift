@@ -89,7 +89,7 @@ import Testing
         #expect(warnings.count == 8, "\(warnings)")
         #expect(configuration.maxChunkedUploadBytes == 4096 << 20 && configuration.sessionLifetime == 24 * 3600)
         #expect(configuration.maxChunkBytes == 100 << 20 && configuration.credentialCacheLifetime == 60)
-        #expect(configuration.storeLimits.maxChunksPerSession == 10_000 && configuration.passwordQueue == 7)
+        #expect(configuration.storeConfiguration.maxChunksPerSession == 10_000 && configuration.passwordQueue == 7)
         #expect(configuration.unhandledCutoff == 24 * 3600)
         #expect(configuration.publicOrigin == nil && configuration.contentOrigin == nil)
         let same = ServerConfiguration.fromEnvironment(["MINIHOST_PUBLIC_ORIGIN": "https://a.example",
@@ -139,6 +139,42 @@ import Testing
         inside.wait()
         #expect(throws: ConcurrencyLimiter.Overloaded.self) { try limiter.run { } }
         release.signal()
+    }
+
+    @Test func requestsQueuedForScryptUseACredentialVerifiedMeanwhile() throws {
+        var configuration = ServerConfiguration(secureCookies: false)
+        configuration.passwordChecks = 1
+        let fixture = try RouteFixture(configuration: configuration)
+        let user = try fixture.store.createUser(username: "alice", password: "alice password", hasher: Scrypt(costLog2: 4))
+        // A hash scrypt can't verify (it throws): only the cache can admit these requests.
+        try fixture.store.database.write { db in
+            try db.execute(sql: "UPDATE minihost_users SET password_hash = 'not-a-hash' WHERE username = 'alice'")
+        }
+        let inside = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            _ = try? fixture.context.passwordHashing.run { inside.signal(); release.wait() }
+        }
+        inside.wait()
+        let answers = LockedAnswers()
+        let group = DispatchGroup()
+        for _ in 0..<4 {
+            DispatchQueue.global().async(group: group) {
+                let response = fixture.send("POST", "/api/cliCheckCredentials",
+                                            headers: [("Content-Type", "application/x-www-form-urlencoded")],
+                                            body: Array("username=alice&password=alice%20password".utf8))
+                answers.append(response.status.code)
+            }
+        }
+        while fixture.context.passwordHashing.waitingCount < 4 { usleep(1000) }
+        // Another request verified the same credentials while these waited.
+        var verified = user
+        verified.passwordHash = "not-a-hash"
+        fixture.context.verifiedCredentials.remember(username: "alice", password: "alice password",
+                                                     as: VerifiedAccount(.primary(verified)))
+        release.signal()
+        group.wait()
+        #expect(answers.values == [200, 200, 200, 200])
     }
 
     @Test func anOverloadedPasswordCheckIsA503InTheRoutesDialect() throws {
@@ -224,4 +260,11 @@ import Testing
             #expect(response.headers["Content-Disposition"]?.hasPrefix("attachment;") == true)
         }
     }
+}
+
+final class LockedAnswers: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [Int] = []
+    var values: [Int] { lock.lock(); defer { lock.unlock() }; return items }
+    func append(_ value: Int) { lock.lock(); items.append(value); lock.unlock() }
 }

@@ -12,8 +12,9 @@ extension MinihostRoutes {
             throw HTTPErrorResponse(.badRequest, "username and password are required")
         }
         let account = try store.operatorRecord(username: username)
-        let verified = try context.passwordHashing.run {
-            try Scrypt.verify(password: password, encoded: account?.passwordHash ?? context.decoyPasswordHash)
+        let verified = try context.passwordHashing.run { () throws -> Bool in
+            if request.isAbandoned() { throw ClientGone() }
+            return try Scrypt.verify(password: password, encoded: account?.passwordHash ?? context.decoyPasswordHash)
         }
         guard let account, verified else {
             audit(request, actor: "operator:?", action: "admin_login", uploadId: nil, status: 401,

@@ -17,7 +17,7 @@ extension PlainRoutes {
         var early: (AccountCredential, Folder)?
         let received = try receiver.receive(request, into: store, tooLarge: HTTPErrorResponse(.payloadTooLarge, "File too large")) { fields in
             guard fields["username"] != nil || fields["password"] != nil else { return }
-            guard let credential = try credential(fields) else { throw HTTPErrorResponse(.unauthorized, "Invalid credentials") }
+            guard let credential = try credential(fields, request) else { throw HTTPErrorResponse(.unauthorized, "Invalid credentials") }
             early = (credential, try targetFolder(credential, fields["folderId"]))
         }
         do {
@@ -25,7 +25,7 @@ extension PlainRoutes {
             if let early {
                 (account, folder) = early
             } else {
-                guard let late = try credential(received.fields) else {
+                guard let late = try credential(received.fields, request) else {
                     throw HTTPErrorResponse(.unauthorized, "Invalid credentials")
                 }
                 (account, folder) = (late, try targetFolder(late, received.fields["folderId"]))

@@ -18,7 +18,7 @@ extension PlainRoutes {
     func initChunked(_ request: Request) throws -> Response {
         let fields = try request.formFields()
         guard let fileName = fields["filename"], !fileName.isEmpty, let sizeText = fields["size"], !sizeText.isEmpty,
-              let credential = try credential(fields) else {
+              let credential = try credential(fields, request) else {
             throw HTTPErrorResponse(.badRequest, "Missing fields")
         }
         guard let size = Int64(sizeText), size > 0, size <= context.configuration.maxChunkedUploadBytes else {
@@ -87,7 +87,7 @@ extension PlainRoutes {
     /// forceDownload, skipEmbeddedPage]` → the links; 202 while another call assembles.
     func finishChunked(_ request: Request) throws -> Response {
         let fields = try request.formFields()
-        guard let id = fields["id"], !id.isEmpty, let credential = try credential(fields) else {
+        guard let id = fields["id"], !id.isEmpty, let credential = try credential(fields, request) else {
             throw HTTPErrorResponse(.badRequest, "Missing fields")
         }
         let user = credential.user

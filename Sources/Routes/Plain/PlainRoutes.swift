@@ -27,7 +27,7 @@ struct PlainRoutes {
     /// The credential in `fields`; nil when username or password is missing.
     /// Throws 401 for a wrong one. Recently verified credentials skip scrypt
     /// (see ``VerifiedCredentialCache``).
-    func credential(_ fields: [String: String]) throws -> AccountCredential? {
+    func credential(_ fields: [String: String], _ request: Request) throws -> AccountCredential? {
         guard let username = fields["username"], let password = fields["password"],
               !username.isEmpty, !password.isEmpty else { return nil }
         let cache = context.verifiedCredentials
@@ -35,8 +35,14 @@ struct PlainRoutes {
             if let credential = try store.revalidate(recent) { return credential }
             cache.forget(username: username, password: password)
         }
-        let found = try context.passwordHashing.run {
-            try store.verifyAccount(username: username, password: password, decoyHash: context.decoyPasswordHash)
+        let found = try context.passwordHashing.run { () throws -> AccountCredential? in
+            // Waiting may have taken a while: the client may be gone, or a
+            // request with the same credentials (a script's parallel lanes)
+            // may have verified them meanwhile. Either way, no scrypt.
+            if request.isAbandoned() { throw ClientGone() }
+            if let recent = cache.account(username: username, password: password),
+               let credential = try store.revalidate(recent) { return credential }
+            return try store.verifyAccount(username: username, password: password, decoyHash: context.decoyPasswordHash)
         }
         guard let found else { throw HTTPErrorResponse(.unauthorized, "Invalid credentials") }
         cache.remember(username: username, password: password, as: VerifiedAccount(found))
@@ -45,7 +51,7 @@ struct PlainRoutes {
 
     /// `POST /api/getMe`: who the credential is, and a secondary's permissions.
     func getMe(_ request: Request) throws -> Response {
-        guard let credential = try credential(try request.formFields()) else {
+        guard let credential = try credential(try request.formFields(), request) else {
             throw HTTPErrorResponse(.badRequest, "Missing username or password")
         }
         var answer: [String: Any] = ["ok": true, "username": credential.user.username]
@@ -67,7 +73,7 @@ struct PlainRoutes {
     func checkCredentials(_ request: Request) throws -> Response {
         let fields = try request.formFields()
         do {
-            guard try credential(fields) != nil else { return PlainTextResponse.make("MISSING", status: .badRequest) }
+            guard try credential(fields, request) != nil else { return PlainTextResponse.make("MISSING", status: .badRequest) }
             return PlainTextResponse.make("VALID")
         } catch let error as HTTPErrorResponse where error.status == .unauthorized {
             return PlainTextResponse.make("INVALID", status: .unauthorized)
@@ -79,7 +85,7 @@ struct PlainRoutes {
     /// `canListFiles`, `canEditFiles`.
     func createFromPrimary(_ request: Request) throws -> Response {
         let fields = try request.formFields()
-        guard let credential = try credential(fields) else {
+        guard let credential = try credential(fields, request) else {
             throw HTTPErrorResponse(.badRequest, "Missing username or password")
         }
         guard case .primary(let user) = credential else {
