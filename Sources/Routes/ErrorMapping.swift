@@ -1,48 +1,55 @@
-import GRDB
 import HTTPCore
 import Logging
 import Store
 
-/// Turns whatever a handler threw into a status and a message safe to show.
-/// Anything unexpected is logged in full and answered as a bare 500.
+/// Turns whatever a handler threw into an answer safe to show. Anything
+/// unexpected is logged in full and answered as a bare 500.
 enum ErrorMapping {
     /// `logger` nil: only classify (no log lines).
-    static func describe(_ error: Error, logger: Logger?, request: Request) -> (HTTPStatus, String, HTTPHeaders) {
+    static func answer(for error: Error, logger: Logger?, request: Request) -> ErrorAnswer {
         switch error {
         case let error as EchoedError:
-            var (status, message, headers) = describe(error.underlying, logger: logger, request: request)
-            headers.set("X-Minihost-Audit", error.echo)
-            return (status, message, headers)
+            var answer = answer(for: error.underlying, logger: logger, request: request)
+            answer.headers.set("X-Minihost-Audit", error.echo)
+            return answer
         case let error as HTTPError:
-            return (error.status, error.publicMessage, error.headers)
+            return ErrorAnswer(status: error.status, code: error.code, message: error.publicMessage, details: error.details,
+                               headers: error.headers)
         case let error as StorageError where error.code == .diskFull:
             logger?.error("storage full", metadata: ["path": "\(request.path)", "error": "\(error)"])
-            return (.insufficientStorage, "Insufficient storage", HTTPHeaders())
+            return ErrorAnswer(status: .insufficientStorage, message: "Insufficient storage")
+        case let error as StorageError where error.code == .databaseFull:
+            logger?.error("database full", metadata: ["path": "\(request.path)"])
+            return ErrorAnswer(status: .insufficientStorage, message: "Insufficient storage")
+        case let error as StorageError where error.code == .busy:
+            logger?.error("database busy", metadata: ["path": "\(request.path)"])
+            return ErrorAnswer(status: .serviceUnavailable, message: "Server busy, retry", headers: HTTPHeaders([("Retry-After", "1")]))
         case let error as StorageError where error.code == .notFound:
-            return (.notFound, "Upload not found", HTTPHeaders())
+            return ErrorAnswer(status: .notFound, message: "Upload not found")
         case let error as StorageError where error.code == .outOfScope:
-            return (.forbidden, "Folder is outside this password's scope", HTTPHeaders())
+            return ErrorAnswer(status: .forbidden, message: "Folder is outside this password's scope")
         case let error as StorageError where error.code == .invalid:
-            return (.badRequest, error.detail, HTTPHeaders())
+            return ErrorAnswer(status: .badRequest, message: error.detail)
         case let error as RequestBodyError where error.code == .tooLarge:
-            return (.payloadTooLarge, "Request body too large", HTTPHeaders())
+            return ErrorAnswer(status: .payloadTooLarge, message: "Request body too large")
         case let error as RequestBodyError:
             logger?.info("request body incomplete", metadata: ["path": "\(request.path)", "error": "\(error)"])
-            return (.badRequest, "Request body incomplete", HTTPHeaders())
-        case let error as DatabaseError where error.resultCode == .SQLITE_FULL:
-            logger?.error("database full", metadata: ["path": "\(request.path)"])
-            return (.insufficientStorage, "Insufficient storage", HTTPHeaders())
-        case let error as DatabaseError where error.resultCode == .SQLITE_BUSY:
-            logger?.error("database busy", metadata: ["path": "\(request.path)"])
-            return (.serviceUnavailable, "Server busy, retry", HTTPHeaders([("Retry-After", "1")]))
+            return ErrorAnswer(status: .badRequest, message: "Request body incomplete")
         default:
             logger?.error("unhandled error", metadata: ["path": "\(request.path)", "error": "\(error)"])
-            return (.internalServerError, "Internal server error", HTTPHeaders())
+            return ErrorAnswer(status: .internalServerError, message: "Internal server error")
         }
     }
 
-    /// The status `describe` would answer with, without logging.
+    /// The status `answer(for:)` gives, without logging.
     static func status(of error: Error) -> Int {
-        describe(error, logger: nil, request: Request(method: "GET", path: "")).0.code
+        answer(for: error, logger: nil, request: Request(method: "GET", path: "")).status.code
     }
+}
+
+/// An error that carries the audit echo header with it; ``ErrorMapping``
+/// answers for the underlying error and adds the header.
+struct EchoedError: Error {
+    let underlying: Error
+    let echo: String
 }

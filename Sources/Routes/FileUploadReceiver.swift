@@ -77,7 +77,7 @@ public struct FileUploadReceiver {
             throw missingFile()
         }
         // The multipart framing adds a little; anything declared beyond that can't fit.
-        if let declared = request.contentLength, Int64(declared) > maxBytes + Int64(maxFieldBytes) + 16 * 1024 {
+        if let declared = request.contentLength, Int64(declared) > maxBytes + Self.framingAllowance {
             throw tooLarge()
         }
         let closingLength = Int64(boundary.utf8.count + 8)  // CRLF "--" boundary "--" CRLF
@@ -98,6 +98,10 @@ public struct FileUploadReceiver {
             throw error
         }
     }
+
+    /// Room around the file for part headers, the other fields and the
+    /// boundaries: nginx's body limit is the file's plus this.
+    public static let framingAllowance: Int64 = 192 << 10
 
     /// What a body without a file part gets; dialects may word it their way.
     public var missingFile: () -> HTTPError = {

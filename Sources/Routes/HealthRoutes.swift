@@ -4,17 +4,17 @@ import Store
 
 /// `GET /api/health`: answers from memory only, so it says the workers are up
 /// without touching the database.
-struct HealthRoutes {
-    let context: ServerContext
-
-    func register(in builder: inout RouterBuilder) {
-        let version = context.configuration.version
-        builder.add("GET", "/api/health") { _, _ in
-            var response = JSONResponse.make([
-                "status": "ok", "version": version, "timestamp": ISO8601Timestamp.format(Date()),
-            ])
-            response.headers.set("Cache-Control", "no-store")
-            return response
+struct HealthRoutes: DialectRoutes {
+    static func register(in table: inout RouteTable, configuration: ServerConfiguration) {
+        let version = configuration.version
+        table.group(.json) { group in
+            group.add("GET", "/api/health") { _ in
+                var response = JSONResponse.make([
+                    "status": "ok", "version": version, "timestamp": ISO8601Timestamp.format(Date()),
+                ])
+                response.headers.set("Cache-Control", "no-store")
+                return response
+            }
         }
     }
 }

@@ -3,8 +3,9 @@ import Logging
 import OpenSSLCrypto
 import Store
 
-/// What every route shares: the store, the configuration and a logger.
-/// One instance serves all worker threads.
+/// What every route shares: the store, the configuration, a logger, and the
+/// credential checks that route tables declare (``Authentication``). One
+/// instance serves all worker threads.
 public final class ServerContext: Sendable {
     public let store: MinihostStore
     public let configuration: ServerConfiguration
@@ -12,9 +13,11 @@ public final class ServerContext: Sendable {
     let operatorCookie: OperatorCookie
     /// scrypt takes 128 MiB and ~0.3 s per hash: two at a time keeps a burst
     /// of logins from exhausting memory, and a bounded queue keeps waiters
-    /// from holding every worker thread; nginx rate-limits the rest.
+    /// from holding every worker thread; nginx rate-limits the rest. Shared by
+    /// every password-checking dialect.
     let passwordHashing: ConcurrencyLimiter
     let passwordHasher: Scrypt
+    /// Shared by every dialect that checks a username and password.
     let verifiedCredentials: VerifiedCredentialCache
     /// Verified against when the username is unknown, so unknown users and
     /// wrong passwords take the same time.
@@ -46,16 +49,11 @@ public final class ServerContext: Sendable {
         configuration.contentOrigin ?? origin(for: request)
     }
 
-    /// The router with every dialect's routes.
-    public func makeRouter() -> Router {
-        var builder = RouterBuilder(cors: CORSPolicy(publicOrigin: configuration.publicOrigin,
-                                                     extraOrigins: configuration.extraCORSOrigins), logger: logger)
-        HealthRoutes(context: self).register(in: &builder)
-        MinihostRoutes(context: self).register(in: &builder)
-        PlainRoutes(context: self).register(in: &builder)
-        #if DEBUG
-        TestCrashRoutes().register(in: &builder)
-        #endif
-        return builder.build()
+    /// The router over every dialect's routes (``RouteTable/standard(_:)``).
+    /// Throws ``RouteConflict`` if two routes could answer the same request.
+    public func makeRouter() throws -> Router {
+        Router(table: try RouteTable.standard(configuration), server: self,
+               cors: CORSPolicy(publicOrigin: configuration.publicOrigin, extraOrigins: configuration.extraCORSOrigins),
+               logger: logger)
     }
 }

@@ -29,7 +29,7 @@ extension MinihostStore {
         if let quotaBytes, quotaBytes < 0 { throw StorageError(.invalid, "quota must not be negative") }
         let user = User(username: username, passwordHash: try hasher.hash(password: password), quotaBytes: quotaBytes,
                         createdAt: now)
-        try database.write { db in
+        try write { db in
             guard try User.fetchOne(db, key: username) == nil else {
                 throw StorageError(.invalid, "user \(username) already exists")
             }
@@ -66,7 +66,7 @@ extension MinihostStore {
             throw StorageError(.invalid, "folder names are 1-255 bytes without / or control characters")
         }
         let parent = try parentId ?? rootFolder(username: username).id!
-        return try database.write { db in
+        return try write { db in
             guard let owner = try Folder.fetchOne(db, key: parent), owner.username == username else {
                 throw StorageError(.notFound, "folder \(parent) not found")
             }
@@ -130,7 +130,7 @@ extension MinihostStore {
             passwordHash: try hasher.hash(password: password), folderScopeId: options.folderScopeId,
             canList: options.canList, canEdit: options.canEdit, isApiKey: options.isApiKey,
             createdAt: now, lastUsedAt: nil, revokedAt: nil)
-        try database.write { db in
+        try write { db in
             guard try User.fetchOne(db, key: username) != nil else { throw StorageError(.notFound, "user \(username) not found") }
             do { try record.insert(db) } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
                 throw StorageError(.invalid, "\(username) already has an active secondary password labelled \(cleanLabel)")
@@ -141,7 +141,7 @@ extension MinihostStore {
 
     /// Revokes the active secondary password with this label; false if none.
     public func revokeSecondaryPassword(username: String, label: String, now: Date = Date()) throws -> Bool {
-        try database.write { db in
+        try write { db in
             try SecondaryPassword
                 .filter(Column("username") == username && Column("label") == label && Column("revoked_at") == nil)
                 .updateAll(db, Column("revoked_at").set(to: now)) > 0
@@ -188,7 +188,7 @@ extension MinihostStore {
     }
 
     private func markUsed(_ secondary: SecondaryPassword, now: Date) throws {
-        _ = try database.write { db in
+        _ = try write { db in
             try SecondaryPassword.filter(Column("id") == secondary.id!).updateAll(db, Column("last_used_at").set(to: now))
         }
     }

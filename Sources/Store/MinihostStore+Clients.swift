@@ -19,7 +19,7 @@ extension MinihostStore {
         let client = APIClient(clientKey: key, secretHash: try SHA256Hasher.hexDigest(of: Array(secret.utf8)),
                                scopes: Self.clientScopes.filter(scopes.contains).joined(separator: ","),
                                active: true, createdAt: Date(), revokedAt: nil)
-        try database.write { db in
+        try write { db in
             guard try APIClient.fetchOne(db, key: key) == nil else {
                 throw StorageError(.invalid, "client \(key) already exists")
             }
@@ -34,7 +34,7 @@ extension MinihostStore {
 
     /// Deactivates a client; its uploads stay. Returns false for an unknown key.
     public func revokeClient(key: String) throws -> Bool {
-        try database.write { db in
+        try write { db in
             guard var client = try APIClient.fetchOne(db, key: key) else { return false }
             client.active = false
             client.revokedAt = Date()

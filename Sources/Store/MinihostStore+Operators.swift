@@ -10,7 +10,7 @@ extension MinihostStore {
         }
         guard password.utf8.count >= 8 else { throw StorageError(.invalid, "password must have at least 8 characters") }
         let record = Operator(username: username, passwordHash: try hasher.hash(password: password), createdAt: Date())
-        try database.write { db in
+        try write { db in
             try record.save(db)
             // A new password ends every session signed in with the old one.
             try OperatorSession.filter(Column("username") == username).deleteAll(db)
@@ -26,7 +26,7 @@ extension MinihostStore {
         let token = try SecureRandom.hex(byteCount: 32)
         let session = OperatorSession(tokenHash: try SHA256Hasher.hexDigest(of: Array(token.utf8)), username: username,
                                       createdAt: now, expiresAt: now.addingTimeInterval(lifetime), revokedAt: nil)
-        try database.write { db in
+        try write { db in
             try OperatorSession.filter(Column("expires_at") < now).deleteAll(db)
             try session.insert(db)
         }
@@ -45,7 +45,7 @@ extension MinihostStore {
 
     public func revokeOperatorSession(token: String, now: Date = Date()) throws {
         let hash = try SHA256Hasher.hexDigest(of: Array(token.utf8))
-        try database.write { db in
+        try write { db in
             if var session = try OperatorSession.fetchOne(db, key: hash) {
                 session.revokedAt = now
                 try session.update(db)
@@ -55,7 +55,7 @@ extension MinihostStore {
 
     /// Appends to the audit log.
     public func record(_ event: AuditEvent) throws {
-        try database.write { _ = try event.inserted($0) }
+        try write { _ = try event.inserted($0) }
     }
 
 }

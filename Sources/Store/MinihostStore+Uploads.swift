@@ -137,7 +137,7 @@ extension MinihostStore {
     /// Marks the owner's ready upload published or unpublished.
     public func setPublication(uploadId: String, owner: Owner, status: Publication.Status,
                                now: Date = Date()) throws -> Publication {
-        try database.write { db in
+        try write { db in
             guard let upload = try ownedUpload(uploadId, owner, db), upload.state == .ready else {
                 throw StorageError(.notFound, "upload not found")
             }

@@ -57,13 +57,19 @@ public final class MinihostStore: Sendable {
 
     /// Reads on the calling thread's own connection (see ``ThreadLocalReaders``).
     func read<T>(_ body: (Database) throws -> T) throws -> T {
-        try readers.read(body)
+        try StorageError.translating { try readers.read(body) }
     }
 
     /// For hot paths whose body is one SELECT: skips the transaction
     /// statements, a third of the cost of a small read.
     func readSingleStatement<T>(_ body: (Database) throws -> T) throws -> T {
-        try readers.readSingleStatement(body)
+        try StorageError.translating { try readers.readSingleStatement(body) }
+    }
+
+    /// A write in a transaction of GRDB's choice (DEFERRED), for rows that
+    /// touch no blob.
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        try StorageError.translating { try database.write(body) }
     }
 
     /// Runs `body` in an IMMEDIATE transaction, which takes SQLite's write lock
@@ -71,6 +77,10 @@ public final class MinihostStore: Sendable {
     /// Blob placement and removal happen inside it, so "referenced?" and
     /// "delete" can't interleave with another writer.
     func writeImmediately<T>(_ body: (Database) throws -> T) throws -> T {
+        try StorageError.translating { try immediateTransaction(body) }
+    }
+
+    private func immediateTransaction<T>(_ body: (Database) throws -> T) throws -> T {
         try database.writeWithoutTransaction { db in
             var result: T?
             try db.inTransaction(.immediate) {

@@ -1,3 +1,4 @@
+import GRDB
 import Glibc
 
 /// A storage operation failed. Routes map the code to a status: `diskFull` is
@@ -18,6 +19,10 @@ public struct StorageError: Error, CustomStringConvertible, Sendable {
         public static let quotaExceeded = Code(name: "quotaExceeded")
         /// A scoped credential reached outside its folder subtree.
         public static let outOfScope = Code(name: "outOfScope")
+        /// SQLite could not grow its files: nothing was recorded.
+        public static let databaseFull = Code(name: "databaseFull")
+        /// SQLite's lock stayed taken past the busy timeout; retry.
+        public static let busy = Code(name: "busy")
     }
 
     public let code: Code
@@ -39,4 +44,21 @@ public struct StorageError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { "storage \(code): \(detail)" }
+}
+
+extension StorageError {
+    /// A SQLite failure in the store's words, so callers never see GRDB.
+    init(database error: DatabaseError) {
+        switch error.resultCode {
+        case .SQLITE_FULL: self.init(.databaseFull, "database full")
+        case .SQLITE_BUSY, .SQLITE_LOCKED: self.init(.busy, "database busy")
+        case .SQLITE_CONSTRAINT: self.init(.invalid, "constraint violated")
+        default: self.init(.io, "database error \(error.resultCode.rawValue): \(error.message ?? "")")
+        }
+    }
+
+    /// Runs `body`, turning GRDB's errors into ``StorageError``.
+    static func translating<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as DatabaseError { throw StorageError(database: error) }
+    }
 }

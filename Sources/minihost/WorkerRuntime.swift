@@ -22,7 +22,7 @@ final class WorkerRuntime: Sendable {
         store = try MinihostStore(directory: data, configuration: configuration.storeConfiguration)
         let context = ServerContext(store: store, configuration: configuration, logger: logger,
                                     cookieSigningKey: try data.loadOrCreateSecretKey())
-        let router = context.makeRouter()
+        let router = try context.makeRouter()
         server = FastCGIServer(
             configuration: .init(address: address, workerCount: workers, fileServing: fileServing,
                                  shutdownGracePeriod: gracePeriod),

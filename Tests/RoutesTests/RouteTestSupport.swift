@@ -19,7 +19,7 @@ final class RouteFixture: @unchecked Sendable {
         logger.logLevel = .critical
         context = ServerContext(store: store, configuration: configuration, logger: logger,
                                 cookieSigningKey: Array(repeating: 7, count: 32), passwordHasher: Scrypt(costLog2: 4))
-        router = context.makeRouter()
+        router = try context.makeRouter()
     }
 
     deinit { try? FileManager.default.removeItem(atPath: root) }

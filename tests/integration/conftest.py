@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -38,6 +39,32 @@ def slow_multipart(data: bytes, step: int, pause: float, name="slow"):
         yield data[i:i + step]
         time.sleep(pause)
     yield b"\r\n--b--\r\n"
+
+
+def start_strace(pid: int, output: Path, *options):
+    """strace attached to every thread of `pid`, writing to `output`; returns
+    once it has attached to all of them (a busy machine takes a while)."""
+    threads = len(list(Path(f"/proc/{pid}/task").iterdir()))
+    tracer = subprocess.Popen(["strace", "-f", *options, "-p", str(pid), "-o", str(output)],
+                              stderr=subprocess.PIPE, text=True)
+    # strace says "Process N attached with T threads" (or one line per thread).
+    attached = 0
+    while attached < threads:
+        line = tracer.stderr.readline()
+        if not line:
+            break
+        if "attached with" in line:
+            attached += int(line.split("attached with")[1].split()[0])
+        elif "attached" in line:
+            attached += 1
+    assert attached >= threads, f"strace attached to {attached} of {threads} threads"
+    threading.Thread(target=tracer.stderr.read, daemon=True).start()  # keep its stderr drained
+    return tracer
+
+
+def stop_strace(tracer):
+    tracer.send_signal(signal.SIGINT)
+    tracer.wait(timeout=10)
 
 
 def run_cli(*args, data, stdin=None, check=True):

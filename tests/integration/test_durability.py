@@ -5,13 +5,11 @@ then its rename or link, then its folder, then the SQLite commit
 (synchronous=FULL syncs the WAL), and only then the answer to nginx."""
 
 import re
-import signal
-import subprocess
 import time
 
 import requests
 
-from conftest import run_cli
+from conftest import run_cli, start_strace, stop_strace
 
 PASSWORD = "alice primary password"
 
@@ -25,19 +23,17 @@ class Trace:
     def __init__(self, server, action):
         [pid] = server.worker_pids()
         path = server.data.parent / f"durability-{pid}-{time.time_ns()}.strace"
-        tracer = subprocess.Popen(["strace", "-f", "-qq", "-yy", "-s", "120", "-e", f"trace={self.SYSCALLS}",
-                                   "-p", str(pid), "-o", str(path)], stderr=subprocess.DEVNULL)
+        tracer = start_strace(pid, path, "-yy", "-s", "120", "-e", f"trace={self.SYSCALLS}")
         try:
-            time.sleep(1.0)  # attaching to every thread takes a moment
             self.result = action()
             time.sleep(0.3)
         finally:
-            tracer.send_signal(signal.SIGINT)
-            tracer.wait(timeout=10)
+            stop_strace(tracer)
         self.calls = []  # (name, arguments, result) in completion order
         pending = {}
         for line in path.read_text().splitlines():
             thread, _, rest = line.partition(" ")
+            rest = rest.strip()
             if "<unfinished ...>" in rest:
                 name, _, args = rest.partition("(")
                 pending[thread] = (name, args.replace("<unfinished ...>", ""))

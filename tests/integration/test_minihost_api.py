@@ -11,21 +11,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from conftest import run_cli, sha256
+from conftest import run_cli, sha256, start_strace, stop_strace
 
 
 def database_syscalls(server, request):
     """System calls the worker makes on the database's files while `request()` runs, traced with strace."""
     [pid] = server.worker_pids()
     trace = server.data.parent / f"strace-{pid}-{time.time_ns()}.log"
-    tracer = subprocess.Popen(["strace", "-f", "-qq", "-p", str(pid), "-o", str(trace)], stderr=subprocess.DEVNULL)
+    tracer = start_strace(pid, trace)
     try:
-        time.sleep(1.0)  # attaching to every thread takes a moment
         request()
         time.sleep(0.3)
     finally:
-        tracer.send_signal(signal.SIGINT)
-        tracer.wait(timeout=10)
+        stop_strace(tracer)
     database_fds = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:

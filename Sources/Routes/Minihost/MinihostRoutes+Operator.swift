@@ -5,17 +5,14 @@ import Store
 
 extension MinihostRoutes {
     /// `POST /api/minihost/admin-login` `{username, password}` → session cookie.
-    func adminLogin(_ request: Request) throws -> Response {
-        let body = try request.jsonObject(limit: 16 * 1024)
-        guard let username = try body.string("username"), let password = try body.string("password"),
+    func adminLogin(_ route: RouteRequest) throws -> Response {
+        let request = route.request
+        guard let username = try route.json.string("username"), let password = try route.json.string("password"),
               !username.isEmpty, !password.isEmpty else {
             throw HTTPErrorResponse(.badRequest, "username and password are required")
         }
         let account = try store.operatorRecord(username: username)
-        let verified = try context.passwordHashing.run { () throws -> Bool in
-            if request.isAbandoned() { throw ClientGone() }
-            return try Scrypt.verify(password: password, encoded: account?.passwordHash ?? context.decoyPasswordHash)
-        }
+        let verified = try context.verifyOperatorPassword(password, hash: account?.passwordHash, request)
         guard let account, verified else {
             audit(request, actor: "operator:?", action: "admin_login", uploadId: nil, status: 401,
                   detail: "failed sign-in")
@@ -32,7 +29,8 @@ extension MinihostRoutes {
     }
 
     /// `POST /api/minihost/admin-logout`: ends the session (if any) and clears the cookie.
-    func adminLogout(_ request: Request) throws -> Response {
+    func adminLogout(_ route: RouteRequest) throws -> Response {
+        let request = route.request
         if let token = context.operatorCookie.token(in: request) {
             let username = try store.operatorForSession(token: token)
             try store.revokeOperatorSession(token: token)
@@ -47,7 +45,8 @@ extension MinihostRoutes {
 
     /// `GET /api/minihost/admin-download` → 307 to the dashboard path, same query
     /// (some proxies strip cookies on `/api/*`).
-    func adminDownloadRedirect(_ request: Request) -> Response {
+    func adminDownloadRedirect(_ route: RouteRequest) -> Response {
+        let request = route.request
         var location = "/minihost/dashboard/admin-download"
         if !request.queryString.isEmpty { location += "?" + request.queryString }
         var response = JSONResponse.make(["location": location], status: .temporaryRedirect)
@@ -56,8 +55,9 @@ extension MinihostRoutes {
     }
 
     /// `GET /minihost/dashboard/admin-download?id=…[&inline=1]`: any upload, for operators.
-    func adminDownload(_ request: Request) throws -> Response {
-        let username = try requireOperator(request)
+    func adminDownload(_ route: RouteRequest) throws -> Response {
+        let request = route.request
+        let username = route.identity(OperatorIdentity.self).username
         guard let id = request.query["id"], !id.isEmpty else { throw HTTPErrorResponse(.badRequest, "Missing id") }
         guard let upload = try store.upload(id: id), upload.state == .ready else {
             throw HTTPErrorResponse(.notFound, "Upload not found")
@@ -71,9 +71,10 @@ extension MinihostRoutes {
     /// `POST /api/minihost/admin-purge-unhandled`: purges API clients' ready
     /// uploads that no app marked handled before the cutoff. The cutoff is
     /// `MINIHOST_UNHANDLED_CUTOFF_HOURS` ago, or `olderThanHours` from the body.
-    func adminPurgeUnhandled(_ request: Request) throws -> Response {
-        let username = try requireOperator(request)
-        let body = try request.optionalJSONObject(limit: 16 * 1024)
+    func adminPurgeUnhandled(_ route: RouteRequest) throws -> Response {
+        let request = route.request
+        let username = route.identity(OperatorIdentity.self).username
+        let body = route.json
         var age = configuration.unhandledCutoff
         if let raw = body["olderThanHours"] {
             let limit = ServerConfiguration.maxHours
@@ -92,14 +93,5 @@ extension MinihostRoutes {
                 "candidateCount": counts.candidates, "purgedCount": counts.purged,
             ])
         }
-    }
-
-    /// The signed-in operator, or 401.
-    func requireOperator(_ request: Request) throws -> String {
-        guard let token = context.operatorCookie.token(in: request),
-              let username = try store.operatorForSession(token: token) else {
-            throw HTTPErrorResponse(.unauthorized, "Operator session required")
-        }
-        return username
     }
 }

@@ -4,8 +4,9 @@ import Store
 
 extension MinihostRoutes {
     /// `POST /api/minihost/upload`: multipart field `file`, streamed to disk.
-    func upload(_ request: Request) throws -> Response {
-        let client = try authenticate(request, scope: "upload")
+    func upload(_ route: RouteRequest) throws -> Response {
+        let request = route.request
+        let client = route.identity(APIClient.self)
         return try audited(request, actor: client.clientKey, action: "upload", uploadId: nil) {
             let maxMB = configuration.maxUploadMB
             let started = Date()
@@ -39,8 +40,9 @@ extension MinihostRoutes {
     }
 
     /// `GET /api/minihost/download?id=…`: the client's own ready upload, as an attachment.
-    func download(_ request: Request) throws -> Response {
-        let client = try authenticate(request, scope: "download")
+    func download(_ route: RouteRequest) throws -> Response {
+        let request = route.request
+        let client = route.identity(APIClient.self)
         guard let id = request.query["id"], !id.isEmpty else { throw HTTPErrorResponse(.badRequest, "Missing id") }
         guard let upload = try store.upload(id: id, owner: .apiClient(client.clientKey)), upload.state == .ready else {
             throw HTTPErrorResponse(.notFound, "Upload not found")
@@ -51,9 +53,10 @@ extension MinihostRoutes {
 
     /// `POST /api/minihost/upload_follow_up`: app metadata, handled time,
     /// purge, or purge-for-replacement, applied in one transaction.
-    func followUp(_ request: Request) throws -> Response {
-        let client = try authenticate(request, scope: "upload")
-        let body = try request.jsonObject()
+    func followUp(_ route: RouteRequest) throws -> Response {
+        let request = route.request
+        let client = route.identity(APIClient.self)
+        let body = route.json
         guard let uploadId = try body.string("uploadId", "upload_id"), !uploadId.isEmpty else {
             throw HTTPErrorResponse(.badRequest, "uploadId (or upload_id) is required")
         }
@@ -81,9 +84,10 @@ extension MinihostRoutes {
     }
 
     /// `POST /api/minihost/publishing_upload`: `{upload_id, status}`.
-    func publish(_ request: Request) throws -> Response {
-        let client = try authenticate(request, scope: "publish")
-        let body = try request.jsonObject()
+    func publish(_ route: RouteRequest) throws -> Response {
+        let request = route.request
+        let client = route.identity(APIClient.self)
+        let body = route.json
         guard let uploadId = try body.string("upload_id", "uploadId"), !uploadId.isEmpty else {
             throw HTTPErrorResponse(.badRequest, "upload_id is required")
         }
@@ -103,11 +107,11 @@ extension MinihostRoutes {
 
     /// `GET /minihost/cache/:id`: public, only for ready and published uploads.
     /// Inline where ``StoredContent`` allows it, else an attachment.
-    func cached(_ id: String?, _ request: Request) throws -> Response {
-        guard let id, let upload = try store.publishedUpload(id: id) else {
+    func cached(_ route: RouteRequest) throws -> Response {
+        guard let upload = try store.publishedUpload(id: route[parameter: "id"]) else {
             throw HTTPErrorResponse(.notFound, "Not found")
         }
-        return StoredContent.response(upload, store: store, request: request, disposition: .inline,
+        return StoredContent.response(upload, store: store, request: route.request, disposition: .inline,
                                       cacheControl: "public, max-age=31536000, immutable")
     }
 }

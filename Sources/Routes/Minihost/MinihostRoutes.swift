@@ -4,58 +4,46 @@ import Store
 
 /// The native dialect: API clients (`Bearer key.secret` with scopes), private
 /// uploads and downloads, follow-up metadata, publishing to public cache URLs,
-/// and the operator endpoints. Paths and bodies follow `minihost-api.txt`.
-struct MinihostRoutes {
+/// and the operator endpoints. Paths and bodies follow `minihost-api.txt`;
+/// errors are JSON `{"error": …}`.
+struct MinihostRoutes: DialectRoutes {
     let context: ServerContext
+
+    init(_ context: ServerContext) { self.context = context }
 
     var store: MinihostStore { context.store }
     var configuration: ServerConfiguration { context.configuration }
 
-    func register(in builder: inout RouterBuilder) {
-        builder.add("POST", "/api/minihost/upload") { request, _ in try upload(request) }
-        builder.add("GET", "/api/minihost/download") { request, _ in try download(request) }
-        builder.add("POST", "/api/minihost/upload_follow_up") { request, _ in try followUp(request) }
-        builder.add("POST", "/api/minihost/publishing_upload") { request, _ in try publish(request) }
-        builder.add("GET", "/minihost/cache/:id", onContentOrigin: true) { request, parameters in
-            try cached(parameters["id"], request)
+    static func register(in table: inout RouteTable, configuration: ServerConfiguration) {
+        let maxMB = configuration.maxUploadMB
+        table.group(.json, prefix: "/api/minihost") { api in
+            api.add("POST", "/upload", auth: .apiClient(scope: "upload"),
+                    body: .multipart(limit: configuration.maxUploadBytes, streamed: true,
+                                     tooLarge: "File too large (max \(maxMB) MB)"),
+                    limit: .upload) { try Self($0.server).upload($0) }
+            api.add("GET", "/download", auth: .apiClient(scope: "download")) { try Self($0.server).download($0) }
+            api.add("POST", "/upload_follow_up", auth: .apiClient(scope: "upload"), body: .json()) {
+                try Self($0.server).followUp($0)
+            }
+            api.add("POST", "/publishing_upload", auth: .apiClient(scope: "publish"), body: .json()) {
+                try Self($0.server).publish($0)
+            }
+            api.add("POST", "/admin-login", body: .json(limit: 16 << 10), limit: .login) { try Self($0.server).adminLogin($0) }
+            api.add("POST", "/admin-logout") { try Self($0.server).adminLogout($0) }
+            api.add("GET", "/admin-download") { Self($0.server).adminDownloadRedirect($0) }
+            api.add("POST", "/admin-purge-unhandled", auth: .operatorSession, body: .json(limit: 16 << 10, optional: true)) {
+                try Self($0.server).adminPurgeUnhandled($0)
+            }
         }
-        builder.add("GET", "/api/minihost/cache/:id", onContentOrigin: true) { request, parameters in
-            try cached(parameters["id"], request)
+        // Public cache URLs: no credentials, no rate limit, also on the content origin.
+        table.group(.json, limit: .none) { cache in
+            for prefix in ["/minihost/cache", "/api/minihost/cache"] {
+                cache.add("GET", prefix + "/:id", onContentOrigin: true) { try Self($0.server).cached($0) }
+            }
         }
-        builder.add("POST", "/api/minihost/admin-login") { request, _ in try adminLogin(request) }
-        builder.add("POST", "/api/minihost/admin-logout") { request, _ in try adminLogout(request) }
-        builder.add("GET", "/api/minihost/admin-download") { request, _ in adminDownloadRedirect(request) }
-        builder.add("GET", "/minihost/dashboard/admin-download") { request, _ in try adminDownload(request) }
-        builder.add("POST", "/api/minihost/admin-purge-unhandled") { request, _ in try adminPurgeUnhandled(request) }
-    }
-
-    // MARK: - Credentials
-
-    /// The API client named by `Authorization: Bearer <client_key>.<secret>`,
-    /// which must hold `scope`. Missing, malformed, unknown and wrong all
-    /// answer 401 with no hint which; a known client without the scope is 403.
-    func authenticate(_ request: Request, scope: String) throws -> APIClient {
-        guard let header = request.headers["Authorization"]?.trimmingWhitespace(), !header.isEmpty else {
-            throw HTTPErrorResponse(.unauthorized, "Missing Authorization header",
-                                    headers: HTTPHeaders([("WWW-Authenticate", "Bearer")]))
+        table.group(.json, prefix: "/minihost/dashboard", auth: .operatorSession) { dashboard in
+            dashboard.add("GET", "/admin-download") { try Self($0.server).adminDownload($0) }
         }
-        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer",
-              let dot = parts[1].firstIndex(of: "."),
-              case let key = String(parts[1][..<dot]), case let secret = String(parts[1][parts[1].index(after: dot)...]),
-              !key.isEmpty, !secret.isEmpty, !secret.contains(" ")
-        else {
-            throw HTTPErrorResponse(.unauthorized, "Malformed Authorization header: expected Bearer <client_key>.<secret>",
-                                    headers: HTTPHeaders([("WWW-Authenticate", "Bearer")]))
-        }
-        guard let client = try store.authenticateClient(key: key, secret: secret) else {
-            throw HTTPErrorResponse(.unauthorized, "Invalid API credentials",
-                                    headers: HTTPHeaders([("WWW-Authenticate", "Bearer")]))
-        }
-        guard client.has(scope: scope) else {
-            throw HTTPErrorResponse(.forbidden, "This API client lacks the \(scope) scope")
-        }
-        return client
     }
 
     /// Writes an audit line; a failure to write it is logged, never fatal.
@@ -88,11 +76,4 @@ struct MinihostRoutes {
             throw error
         }
     }
-}
-
-/// An error that carries the audit echo header with it; ``ErrorMapping``
-/// answers for the underlying error and adds the header.
-struct EchoedError: Error {
-    let underlying: Error
-    let echo: String
 }

@@ -11,13 +11,14 @@ extension PlainRoutes {
     /// wrong password stores nothing. Fields that follow the file can only be
     /// checked once it has arrived; it is dropped if they refuse it. nginx
     /// buffers this route's body, so a slow sender holds no worker thread.
-    func basicUpload(_ request: Request) throws -> Response {
+    func basicUpload(_ route: RouteRequest) throws -> Response {
+        let request = route.request
         var receiver = FileUploadReceiver(maxBytes: context.configuration.maxUploadBytes)
         receiver.missingFile = { HTTPErrorResponse(.badRequest, "No file uploaded") }
         var early: (AccountCredential, Folder)?
         let received = try receiver.receive(request, into: store, tooLarge: HTTPErrorResponse(.payloadTooLarge, "File too large")) { fields in
             guard fields["username"] != nil || fields["password"] != nil else { return }
-            guard let credential = try credential(fields, request) else { throw HTTPErrorResponse(.unauthorized, "Invalid credentials") }
+            let credential = try route.authenticate(fields: fields) as! AccountCredential
             early = (credential, try targetFolder(credential, fields["folderId"]))
         }
         do {
@@ -25,9 +26,7 @@ extension PlainRoutes {
             if let early {
                 (account, folder) = early
             } else {
-                guard let late = try credential(received.fields, request) else {
-                    throw HTTPErrorResponse(.unauthorized, "Invalid credentials")
-                }
+                let late = try route.authenticate(fields: received.fields) as! AccountCredential
                 (account, folder) = (late, try targetFolder(late, received.fields["folderId"]))
             }
             let user = account.user

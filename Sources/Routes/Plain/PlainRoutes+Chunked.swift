@@ -6,20 +6,12 @@ import Store
 /// The resumable flow: init → chunks (any order, retried freely) → finish,
 /// with status polling. Answers are plain text; errors are `ERR …`.
 extension PlainRoutes {
-    func registerChunked(in builder: inout RouterBuilder) {
-        let text = PlainTextResponse.error
-        builder.add("POST", "/api/initChunkedUploadPlain", errors: text) { request, _ in try initChunked(request) }
-        builder.add("POST", "/api/uploadChunkPlain", errors: text) { request, _ in try uploadChunk(request) }
-        builder.add("GET", "/api/chunkedUploadStatusPlain", errors: text) { request, _ in try chunkStatus(request) }
-        builder.add("POST", "/api/finishChunkedUploadPlain", errors: text) { request, _ in try finishChunked(request) }
-    }
-
     /// `POST /api/initChunkedUploadPlain`: `username, password, filename, size[, folderId]` → the session id.
-    func initChunked(_ request: Request) throws -> Response {
-        let fields = try request.formFields()
-        guard let fileName = fields["filename"], !fileName.isEmpty, let sizeText = fields["size"], !sizeText.isEmpty,
-              let credential = try credential(fields, request) else {
-            throw HTTPErrorResponse(.badRequest, "Missing fields")
+    func initChunked(_ route: RouteRequest) throws -> Response {
+        let fields = route.fields
+        let credential = route.identity(AccountCredential.self)
+        guard let fileName = fields["filename"], !fileName.isEmpty, let sizeText = fields["size"], !sizeText.isEmpty else {
+            throw Self.missingFields
         }
         guard let size = Int64(sizeText), size > 0, size <= context.configuration.maxChunkedUploadBytes else {
             throw HTTPErrorResponse(.badRequest, "Invalid file size")
@@ -40,7 +32,8 @@ extension PlainRoutes {
 
     /// `POST /api/uploadChunkPlain?id=…&chunk=N`, multipart field `file`. No
     /// credentials, as upstream: the 128-bit session id is the capability.
-    func uploadChunk(_ request: Request) throws -> Response {
+    func uploadChunk(_ route: RouteRequest) throws -> Response {
+        let request = route.request
         let query = request.query
         guard let id = query["id"], !id.isEmpty else { throw HTTPErrorResponse(.badRequest, "Missing id") }
         guard let chunkText = query["chunk"], let index = Int64(chunkText), index >= 0 else {
@@ -69,7 +62,8 @@ extension PlainRoutes {
     }
 
     /// `GET /api/chunkedUploadStatusPlain?id=…`: PENDING, PROCESSING, or COMPLETED with the links.
-    func chunkStatus(_ request: Request) throws -> Response {
+    func chunkStatus(_ route: RouteRequest) throws -> Response {
+        let request = route.request
         guard let id = request.query["id"], !id.isEmpty else { throw HTTPErrorResponse(.badRequest, "Missing id") }
         guard let session = try store.session(id: id) else { throw HTTPErrorResponse(.notFound, "Not found") }
         switch session.state {
@@ -85,11 +79,11 @@ extension PlainRoutes {
 
     /// `POST /api/finishChunkedUploadPlain`: `username, password, id[, filename, folderId,
     /// forceDownload, skipEmbeddedPage]` → the links; 202 while another call assembles.
-    func finishChunked(_ request: Request) throws -> Response {
-        let fields = try request.formFields()
-        guard let id = fields["id"], !id.isEmpty, let credential = try credential(fields, request) else {
-            throw HTTPErrorResponse(.badRequest, "Missing fields")
-        }
+    func finishChunked(_ route: RouteRequest) throws -> Response {
+        let request = route.request
+        let fields = route.fields
+        let credential = route.identity(AccountCredential.self)
+        guard let id = fields["id"], !id.isEmpty else { throw Self.missingFields }
         let user = credential.user
         var folderId: Int64?
         if fields["folderId"].map({ !$0.isEmpty }) ?? false { folderId = try targetFolder(credential, fields["folderId"]).id }

@@ -6,14 +6,23 @@ import Store
 /// size and a download button), `/s/<id>` (the bytes inline) and `/d/<id>`
 /// (the bytes as an attachment). nginx sends the bytes via accel redirect.
 extension PlainRoutes {
-    func registerLinks(in builder: inout RouterBuilder) {
-        builder.add("GET", "/s/:id", onContentOrigin: true) { request, parameters in
-            try serve(parameters["id"], request, attachment: false)
+    /// A link id (96 random bits, URL-safe base64) with an optional extension.
+    static let linkId = ParameterConstraint.characters(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-", count: 16...16, extension: true,
+        regexClass: "A-Za-z0-9_-", example: "AbCdEfGhIjKlMnOp")
+
+    /// Public links: no credentials, no rate limit; the bytes also on the content origin.
+    static func registerLinks(in table: inout RouteTable) {
+        table.group(.json, limit: .none) { links in
+            let constraints = ["id": linkId]
+            links.add("GET", "/s/:id", constraints: constraints, onContentOrigin: true) {
+                try Self($0.server).serve($0, attachment: false)
+            }
+            links.add("GET", "/d/:id", constraints: constraints, onContentOrigin: true) {
+                try Self($0.server).serve($0, attachment: true)
+            }
+            links.add("GET", "/:id", constraints: constraints) { try Self($0.server).page($0) }
         }
-        builder.add("GET", "/d/:id", onContentOrigin: true) { request, parameters in
-            try serve(parameters["id"], request, attachment: true)
-        }
-        builder.add("GET", "/:id") { request, parameters in try page(parameters["id"], request) }
     }
 
     /// `withExtension`: append the file's extension (`abc.pdf`), as
@@ -40,15 +49,15 @@ extension PlainRoutes {
         return upload
     }
 
-    func serve(_ id: String?, _ request: Request, attachment: Bool) throws -> Response {
-        let upload = try linked(id)
-        return StoredContent.response(upload, store: store, request: request,
+    func serve(_ route: RouteRequest, attachment: Bool) throws -> Response {
+        let upload = try linked(route[parameter: "id"])
+        return StoredContent.response(upload, store: store, request: route.request,
                                       disposition: attachment || upload.forceDownload ? .attachment : .inline,
                                       cacheControl: "public, max-age=300")
     }
 
-    func page(_ id: String?, _ request: Request) throws -> Response {
-        let upload = try linked(id)
+    func page(_ route: RouteRequest) throws -> Response {
+        let upload = try linked(route[parameter: "id"])
         let publicId = upload.publicId ?? upload.id
         // Relative unless the bytes live on a separate content origin.
         let bytesOrigin = context.configuration.contentOrigin ?? ""

@@ -5,55 +5,58 @@ import Store
 
 /// The plain dialect (`plain-script-endpoints.txt`): username + password in
 /// the body, secondary passwords scoped to folders, plain-text answers for
-/// curl.
-struct PlainRoutes {
+/// curl (`ERR …`), except where the spec answers JSON.
+struct PlainRoutes: DialectRoutes {
     let context: ServerContext
+
+    init(_ context: ServerContext) { self.context = context }
 
     var store: MinihostStore { context.store }
 
-    func register(in builder: inout RouterBuilder) {
-        builder.add("POST", "/api/getMe") { request, _ in try getMe(request) }
-        builder.add("POST", "/api/cliCheckCredentials", errors: PlainTextResponse.error) { request, _ in
-            try checkCredentials(request)
-        }
-        builder.add("POST", "/api/secondaryPasswords/createFromPrimary") { request, _ in
-            try createFromPrimary(request)
-        }
-        builder.add("POST", "/api/basicHTMLUpload") { request, _ in try basicUpload(request) }
-        registerChunked(in: &builder)
-        registerLinks(in: &builder)
-    }
+    /// The spec's words when username or password is missing, per route.
+    static let missingFields = HTTPErrorResponse(.badRequest, "Missing fields")
+    static let missingCredentials = HTTPErrorResponse(.badRequest, "Missing username or password")
+    static let invalidCredentials = HTTPErrorResponse(.unauthorized, "Invalid credentials")
 
-    /// The credential in `fields`; nil when username or password is missing.
-    /// Throws 401 for a wrong one. Recently verified credentials skip scrypt
-    /// (see ``VerifiedCredentialCache``).
-    func credential(_ fields: [String: String], _ request: Request) throws -> AccountCredential? {
-        guard let username = fields["username"], let password = fields["password"],
-              !username.isEmpty, !password.isEmpty else { return nil }
-        let cache = context.verifiedCredentials
-        if let recent = cache.account(username: username, password: password) {
-            if let credential = try store.revalidate(recent) { return credential }
-            cache.forget(username: username, password: password)
+    static func register(in table: inout RouteTable, configuration: ServerConfiguration) {
+        let maxChunkMB = configuration.maxChunkBytes >> 20
+        // Answers in JSON, as the spec documents them.
+        table.group(.json, prefix: "/api", limit: .credentials) { api in
+            api.add("POST", "/getMe", auth: .accountPassword(missing: missingCredentials), body: .form()) {
+                try Self($0.server).getMe($0)
+            }
+            api.add("POST", "/secondaryPasswords/createFromPrimary", auth: .accountPassword(missing: missingCredentials),
+                    body: .form()) { try Self($0.server).createFromPrimary($0) }
+            // Anyone may send one: nginx buffers the body, so a slow sender holds no worker thread.
+            api.add("POST", "/basicHTMLUpload", auth: .accountPassword(missing: invalidCredentials),
+                    body: .multipart(limit: configuration.maxUploadBytes, streamed: false,
+                                     tooLarge: "File too large (max \(configuration.maxUploadMB) MB)")) {
+                try Self($0.server).basicUpload($0)
+            }
         }
-        let found = try context.passwordHashing.run { () throws -> AccountCredential? in
-            // Waiting may have taken a while: the client may be gone, or a
-            // request with the same credentials (a script's parallel lanes)
-            // may have verified them meanwhile. Either way, no scrypt.
-            if request.isAbandoned() { throw ClientGone() }
-            if let recent = cache.account(username: username, password: password),
-               let credential = try store.revalidate(recent) { return credential }
-            return try store.verifyAccount(username: username, password: password, decoyHash: context.decoyPasswordHash)
+        // Plain-text answers for scripts.
+        table.group(.plainText, prefix: "/api", limit: .credentials) { text in
+            text.add("POST", "/cliCheckCredentials", body: .form()) { try Self($0.server).checkCredentials($0) }
+            text.add("POST", "/initChunkedUploadPlain", auth: .accountPassword(missing: missingFields), body: .form()) {
+                try Self($0.server).initChunked($0)
+            }
+            text.add("POST", "/finishChunkedUploadPlain", auth: .accountPassword(missing: missingFields), body: .form()) {
+                try Self($0.server).finishChunked($0)
+            }
+            // No credentials, as upstream: the 128-bit session id is the capability,
+            // checked before the body is read, so chunks may stream.
+            text.add("POST", "/uploadChunkPlain",
+                     body: .multipart(limit: configuration.maxChunkBytes, streamed: true,
+                                      tooLarge: "Chunk too large (max \(maxChunkMB) MB)"),
+                     limit: .chunk) { try Self($0.server).uploadChunk($0) }
+            text.add("GET", "/chunkedUploadStatusPlain", limit: .api) { try Self($0.server).chunkStatus($0) }
         }
-        guard let found else { throw HTTPErrorResponse(.unauthorized, "Invalid credentials") }
-        cache.remember(username: username, password: password, as: VerifiedAccount(found))
-        return found
+        registerLinks(in: &table)
     }
 
     /// `POST /api/getMe`: who the credential is, and a secondary's permissions.
-    func getMe(_ request: Request) throws -> Response {
-        guard let credential = try credential(try request.formFields(), request) else {
-            throw HTTPErrorResponse(.badRequest, "Missing username or password")
-        }
+    func getMe(_ route: RouteRequest) throws -> Response {
+        let credential = route.identity(AccountCredential.self)
         var answer: [String: Any] = ["ok": true, "username": credential.user.username]
         switch credential {
         case .primary:
@@ -69,11 +72,13 @@ struct PlainRoutes {
         return JSONResponse.make(answer)
     }
 
-    /// `POST /api/cliCheckCredentials`: `VALID`, `INVALID` (401) or `MISSING` (400).
-    func checkCredentials(_ request: Request) throws -> Response {
-        let fields = try request.formFields()
+    /// `POST /api/cliCheckCredentials`: `VALID`, `INVALID` (401) or `MISSING`
+    /// (400). The check is the answer, so it runs here, not as the route's auth.
+    func checkCredentials(_ route: RouteRequest) throws -> Response {
         do {
-            guard try credential(fields, request) != nil else { return PlainTextResponse.make("MISSING", status: .badRequest) }
+            guard try context.accountCredential(route.fields, route.request) != nil else {
+                return PlainTextResponse.make("MISSING", status: .badRequest)
+            }
             return PlainTextResponse.make("VALID")
         } catch let error as HTTPErrorResponse where error.status == .unauthorized {
             return PlainTextResponse.make("INVALID", status: .unauthorized)
@@ -83,12 +88,9 @@ struct PlainRoutes {
     /// `POST /api/secondaryPasswords/createFromPrimary`: a new secondary
     /// password, only with the primary one. Fields: `label`, `folderIdScope`,
     /// `canListFiles`, `canEditFiles`.
-    func createFromPrimary(_ request: Request) throws -> Response {
-        let fields = try request.formFields()
-        guard let credential = try credential(fields, request) else {
-            throw HTTPErrorResponse(.badRequest, "Missing username or password")
-        }
-        guard case .primary(let user) = credential else {
+    func createFromPrimary(_ route: RouteRequest) throws -> Response {
+        let fields = route.fields
+        guard case .primary(let user) = route.identity(AccountCredential.self) else {
             throw HTTPErrorResponse(.forbidden, "The primary password is required to create secondary passwords")
         }
         var scope: Int64?

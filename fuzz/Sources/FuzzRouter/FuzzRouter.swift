@@ -19,7 +19,7 @@ let router: Router = {
     let context = ServerContext(store: store, configuration: configuration, logger: logger,
                                 cookieSigningKey: Array(repeating: 1, count: 32), passwordHasher: Scrypt(costLog2: 4))
     _ = try? store.createClient(key: "app", scopes: ["upload", "download", "publish"])
-    return context.makeRouter()
+    return try! context.makeRouter()
 }()
 
 let methods = ["GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH", "get", ""]

@@ -1,0 +1,152 @@
+/// A route's path: literal segments, `:name` parameters (one non-empty
+/// segment, optionally constrained) and, last, `*name` catching the rest of
+/// the path, slashes included (S3 and s4 keys).
+///
+/// Paths are matched exactly: the segments after the leading `/`, empty ones
+/// kept, so `/x/` and `/x//y` never match `/x` or `/x/y`. nginx matched its
+/// location on the same decoded, slash-merged path the router sees, so a path
+/// that reaches a handler is always one its location's limits applied to.
+public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
+    public enum Segment: Sendable, Hashable {
+        case literal(String)
+        case parameter(String, ParameterConstraint)
+        case catchAll(String)
+    }
+
+    public let segments: [Segment]
+    public let text: String
+
+    /// Parses `/a/:b/*c`. A parameter may name a constraint registered with
+    /// it: `:id` takes any segment, ``init(_:constraints:)`` adds others.
+    public init(_ text: String, constraints: [String: ParameterConstraint] = [:]) {
+        precondition(text.hasPrefix("/"), "route paths start with /: \(text)")
+        self.text = text
+        let parts = text.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+        segments = parts.enumerated().map { index, part in
+            if part.hasPrefix(":") {
+                let name = String(part.dropFirst())
+                return .parameter(name, constraints[name] ?? .anySegment)
+            }
+            if part.hasPrefix("*") {
+                precondition(index == parts.count - 1, "a catch-all must be the last segment: \(text)")
+                return .catchAll(String(part.dropFirst()))
+            }
+            precondition(!part.isEmpty || parts.count == 1, "empty segment in route path \(text)")
+            return .literal(String(part))
+        }
+    }
+
+    public var description: String { text }
+
+    /// True when every segment is literal (nginx: `location = …`).
+    public var isLiteral: Bool {
+        segments.allSatisfy { if case .literal = $0 { return true } else { return false } }
+    }
+
+    /// Two patterns no precedence rule tells apart: the same segments, with
+    /// parameters and catch-alls in the same places whatever their names.
+    func sameShape(as other: PathPattern) -> Bool {
+        guard segments.count == other.segments.count else { return false }
+        return zip(segments, other.segments).allSatisfy { pair in
+            switch pair {
+            case (.literal(let a), .literal(let b)): return a == b
+            case (.parameter, .parameter): return true  // constraints can't be proved disjoint
+            case (.catchAll, .catchAll): return true
+            default: return false
+            }
+        }
+    }
+
+    /// The anchored regular expression nginx matches this path with.
+    public var nginxRegex: String {
+        "^/" + segments.map { segment in
+            switch segment {
+            case .literal(let text): return Self.escape(text)
+            case .parameter(_, let constraint): return constraint.regex
+            case .catchAll: return ".+"
+            }
+        }.joined(separator: "/") + "$"
+    }
+
+    /// A path this pattern matches, with each parameter filled by `sample`.
+    public func example(_ sample: String = "x") -> String {
+        "/" + segments.map { segment in
+            switch segment {
+            case .literal(let text): return text
+            case .parameter(_, let constraint): return constraint.example ?? sample
+            case .catchAll: return sample + "/" + sample
+            }
+        }.joined(separator: "/")
+    }
+
+    private static func escape(_ text: String) -> String {
+        var out = ""
+        for character in text {
+            if ".^$*+?()[]{}|\\".contains(character) { out.append("\\") }
+            out.append(character)
+        }
+        return out
+    }
+}
+
+/// What one path segment may be, for a parameter: checked by the router and
+/// written into the nginx location, so neither sees a path the other refuses.
+public struct ParameterConstraint: Sendable, Hashable {
+    /// The segment as nginx matches it (no anchors, no `/`).
+    public let regex: String
+    /// A segment that satisfies it, for tests and config checks.
+    public let example: String?
+    let allowedBytes: ByteSet?
+    let lengths: ClosedRange<Int>
+    /// An optional `.ext` (1-16 letters or digits) after the constrained part.
+    let allowsExtension: Bool
+
+    /// Any non-empty segment.
+    public static let anySegment = ParameterConstraint(regex: "[^/]+", example: nil, allowedBytes: nil,
+                                                       lengths: 1...Int.max, allowsExtension: false)
+
+    /// `count...count` characters from `characters`, optionally followed by an extension.
+    public static func characters(_ characters: String, count: ClosedRange<Int>, extension allowsExtension: Bool = false,
+                                  regexClass: String, example: String) -> ParameterConstraint {
+        let quantity = count.lowerBound == count.upperBound ? "{\(count.lowerBound)}" : "{\(count.lowerBound),\(count.upperBound)}"
+        let regex = "[\(regexClass)]\(quantity)" + (allowsExtension ? "(?:\\.[A-Za-z0-9]{1,16})?" : "")
+        return ParameterConstraint(regex: regex, example: example, allowedBytes: ByteSet(characters), lengths: count,
+                                   allowsExtension: allowsExtension)
+    }
+
+    func matches(_ segment: Substring) -> Bool {
+        guard !segment.isEmpty else { return false }
+        guard let allowedBytes else { return true }
+        var body = segment.utf8[...]
+        if allowsExtension, let dot = body.firstIndex(of: UInt8(ascii: ".")) {
+            let suffix = body[body.index(after: dot)...]
+            guard (1...16).contains(suffix.count), suffix.allSatisfy(ByteSet.alphanumerics.contains) else { return false }
+            body = body[..<dot]
+        }
+        return lengths.contains(body.count) && body.allSatisfy(allowedBytes.contains)
+    }
+
+    public static func == (lhs: ParameterConstraint, rhs: ParameterConstraint) -> Bool { lhs.regex == rhs.regex }
+    public func hash(into hasher: inout Hasher) { hasher.combine(regex) }
+}
+
+/// A set of ASCII bytes, for constraint checks without regular expressions.
+struct ByteSet: Sendable, Hashable {
+    private var bits: (UInt64, UInt64) = (0, 0)
+
+    init(_ characters: String) {
+        for byte in characters.utf8 where byte < 128 {
+            if byte < 64 { bits.0 |= 1 << UInt64(byte) } else { bits.1 |= 1 << UInt64(byte - 64) }
+        }
+    }
+
+    func contains(_ byte: UInt8) -> Bool {
+        guard byte < 128 else { return false }
+        return byte < 64 ? bits.0 & (1 << UInt64(byte)) != 0 : bits.1 & (1 << UInt64(byte - 64)) != 0
+    }
+
+    static let alphanumerics = ByteSet("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+
+    static func == (lhs: ByteSet, rhs: ByteSet) -> Bool { lhs.bits == rhs.bits }
+    func hash(into hasher: inout Hasher) { hasher.combine(bits.0); hasher.combine(bits.1) }
+}
