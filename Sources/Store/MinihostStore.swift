@@ -30,19 +30,24 @@ public final class MinihostStore: Sendable {
         var sqlite = Configuration()
         sqlite.busyMode = .timeout(15)
         sqlite.label = "minihost"
-        try directory.createPrivateDatabaseFile()
-        let pool = try DatabasePool(path: directory.databasePath, configuration: sqlite)
-        // WAL's usual NORMAL may lose the last commits in a power cut; an
-        // acknowledged upload whose row rolled back would then have its
-        // fsync'd blob deleted by gc. FULL syncs the WAL at every commit.
-        // Set on the writer after GRDB opened it: GRDB sets NORMAL when it
-        // turns WAL on, after `prepareDatabase` has run.
-        let synchronous = configuration.synchronousCommits ? "FULL" : "NORMAL"
-        try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = \(synchronous)") }
-        // GRDB reads which migrations are applied before taking the write
-        // lock, so two processes opening a new folder at once (serve and a
-        // CLI command, or several workers) would both run v1; one at a time.
-        try directory.withExclusiveLock(".migrations.lock") { try Migrations.migrator.migrate(pool) }
+        // One process at a time opens a data folder: SQLite refuses to switch a
+        // new database to WAL while another connection holds it (no busy
+        // wait there), and GRDB reads which migrations are applied before
+        // taking the write lock, so two processes opening a new folder at
+        // once (serve and a CLI command, or several workers) would both run v1.
+        let pool = try directory.withExclusiveLock(".open.lock") { () throws -> DatabasePool in
+            try directory.createPrivateDatabaseFile()
+            let pool = try DatabasePool(path: directory.databasePath, configuration: sqlite)
+            // WAL's usual NORMAL may lose the last commits in a power cut; an
+            // acknowledged upload whose row rolled back would then have its
+            // fsync'd blob deleted by gc. FULL syncs the WAL at every commit.
+            // Set on the writer after GRDB opened it: GRDB sets NORMAL when it
+            // turns WAL on, after `prepareDatabase` has run.
+            let synchronous = configuration.synchronousCommits ? "FULL" : "NORMAL"
+            try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = \(synchronous)") }
+            try Migrations.migrator.migrate(pool)
+            return pool
+        }
         database = pool
         readers = ThreadLocalReaders(path: directory.databasePath, configuration: sqlite)
         blobs = BlobStore(directory: directory)

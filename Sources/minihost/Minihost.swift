@@ -9,7 +9,7 @@ struct Minihost: ParsableCommand {
         commandName: "minihost",
         abstract: "A self-hosted file hosting server: FastCGI workers behind nginx.",
         subcommands: [Up.self, Serve.self, ClientCommand.self, AdminCommand.self, UserCommand.self, GC.self, Check.self,
-                      NginxConfig.self, ChildOf.self]
+                      NginxConfig.self, RoutesCommand.self, ChildOf.self]
     )
 }
 

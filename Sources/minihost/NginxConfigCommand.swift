@@ -24,24 +24,29 @@ struct NginxConfig: ParsableCommand {
     var publicOrigin: String?
     @Option(help: "More comma-separated CORS origins (default: MINIHOST_CORS_ORIGINS).") var corsOrigins: String?
 
+    func validate() throws {
+        if !(1...ServerConfiguration.maxMBCap).contains(maxMb) {
+            throw ValidationError("--max-mb takes 1 to \(ServerConfiguration.maxMBCap)")
+        }
+        if !(1...4096).contains(maxChunkMb) { throw ValidationError("--max-chunk-mb takes 1 to 4096") }
+    }
+
     func run() throws {
         var site = NginxTemplates.Site(mode: "production, rendered by minihost nginx-config", tls: true,
                                        httpListen: httpListen, httpsListen: httpsListen, ipv6: httpListen == "80",
                                        serverName: serverName, sslCertificate: sslCertificate,
                                        sslCertificateKey: sslCertificateKey, upstream: "unix:" + socket,
-                                       blobRoot: blobRoot, maxUploadMB: min(maxMb, 500), maxChunkMB: maxChunkMb,
-                                       rateLimit: true)
+                                       blobRoot: blobRoot, rateLimit: true)
         site.contentServerName = contentServerName
-        // The same list the workers build from these variables.
-        let environment = ProcessInfo.processInfo.environment
-        var overrides = environment
-        if let publicOrigin { overrides["MINIHOST_PUBLIC_ORIGIN"] = publicOrigin }
-        if let corsOrigins { overrides["MINIHOST_CORS_ORIGINS"] = corsOrigins }
-        let configuration = ServerConfiguration.fromEnvironment(overrides).0
-        site.corsOrigins = CORSPolicy(publicOrigin: configuration.publicOrigin,
-                                      extraOrigins: configuration.extraCORSOrigins).sortedOrigins
         site.contentSslCertificate = contentSslCertificate ?? sslCertificate
         site.contentSslCertificateKey = contentSslCertificateKey ?? sslCertificateKey
-        print(try NginxTemplates.locate().render("minihost.conf", site.values), terminator: "")
+        // The routes and limits the workers will have: the same variables, with these options on top.
+        var environment = ProcessInfo.processInfo.environment
+        environment["MINIHOST_MAX_MB"] = String(maxMb)
+        environment["MINIHOST_MAX_CHUNK_MB"] = String(maxChunkMb)
+        if let publicOrigin { environment["MINIHOST_PUBLIC_ORIGIN"] = publicOrigin }
+        if let corsOrigins { environment["MINIHOST_CORS_ORIGINS"] = corsOrigins }
+        let configuration = ServerConfiguration.fromEnvironment(environment).0
+        print(try NginxTemplates.locate().render("minihost.conf", site.values(for: configuration)), terminator: "")
     }
 }

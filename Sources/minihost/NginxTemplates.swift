@@ -1,5 +1,6 @@
 import Foundation
 import Mustache
+import Routes
 
 /// Renders the nginx configuration from `deploy/nginx/*.mustache`, the one
 /// template behind both `minihost up` and the shipped production config.
@@ -38,7 +39,8 @@ struct NginxTemplates {
         return rendered
     }
 
-    /// Values for the site template.
+    /// Values for the site template: where it listens and what it fronts; the
+    /// locations come from the route table (``NginxPlan``).
     struct Site {
         var mode: String
         var tls: Bool
@@ -50,30 +52,29 @@ struct NginxTemplates {
         var sslCertificateKey = ""
         var upstream: String
         var blobRoot: String
-        var maxUploadMB: Int
-        var maxChunkMB: Int = 100
         var rateLimit: Bool
         /// The content origin's server block (`MINIHOST_CONTENT_ORIGIN`), if any.
         var contentServerName: String?
         var contentListen = ""
         var contentSslCertificate = ""
         var contentSslCertificateKey = ""
-        /// Origins nginx's own error answers allow (the workers' CORS list).
-        var corsOrigins: [String] = []
 
-        var values: [String: Any] {
-            [
+        /// Everything the template needs, for the routes `configuration` declares.
+        func values(for configuration: ServerConfiguration) throws -> [String: Any] {
+            let plan = try NginxPlan(table: RouteTable.standard(configuration))
+            let origins = CORSPolicy(publicOrigin: configuration.publicOrigin,
+                                     extraOrigins: configuration.extraCORSOrigins).sortedOrigins
+            var values: [String: Any] = [
                 "mode": mode, "tls": tls, "http_listen": httpListen, "https_listen": httpsListen, "ipv6": ipv6,
                 "server_name": serverName, "ssl_certificate": sslCertificate, "ssl_certificate_key": sslCertificateKey,
-                "upstream": upstream, "blob_root": blobRoot, "max_mb": maxUploadMB, "max_chunk_mb": maxChunkMB,
-                // Room for the multipart framing around a file of the maximum size.
-                "max_body_size": "\(maxUploadMB + 1)m", "max_chunk_body_size": "\(maxChunkMB + 1)m",
-                "rate_limit": rateLimit,
+                "upstream": upstream, "blob_root": blobRoot, "rate_limit": rateLimit,
                 "content": contentServerName != nil, "content_server_name": contentServerName ?? "",
                 "content_listen": contentListen, "content_ssl_certificate": contentSslCertificate,
                 "content_ssl_certificate_key": contentSslCertificateKey,
-                "cors_origins": corsOrigins.map { $0.replacingOccurrences(of: "\"", with: "") },
+                "cors_origins": origins.map { $0.replacingOccurrences(of: "\"", with: "") },
             ]
+            for (key, value) in plan.templateValues { values[key] = value }
+            return values
         }
     }
 }

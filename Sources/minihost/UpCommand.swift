@@ -116,9 +116,7 @@ struct Up: ParsableCommand {
         let templates = try NginxTemplates.locate()
         var site = NginxTemplates.Site(mode: "local, rendered by minihost up", tls: false, httpListen: "127.0.0.1:\(port)",
                                        serverName: "localhost", upstream: "unix:" + socketPath,
-                                       blobRoot: data.blobsPath, maxUploadMB: limits.maxUploadMB,
-                                       maxChunkMB: Int(limits.maxChunkBytes >> 20), rateLimit: rateLimit)
-        site.corsOrigins = CORSPolicy(publicOrigin: limits.publicOrigin, extraOrigins: limits.extraCORSOrigins).sortedOrigins
+                                       blobRoot: data.blobsPath, rateLimit: rateLimit)
         if let origin = limits.contentOrigin {
             guard let components = URLComponents(string: origin), let host = components.host else {
                 throw CommandFailure("MINIHOST_CONTENT_ORIGIN=\(origin) is not an origin")
@@ -129,7 +127,7 @@ struct Up: ParsableCommand {
             site.contentListen = "127.0.0.1:\(components.port ?? port)"
         }
         let siteConfig = prefix + "/minihost.conf"
-        try templates.render("minihost.conf", site.values).write(toFile: siteConfig, atomically: true, encoding: .utf8)
+        try templates.render("minihost.conf", site.values(for: limits)).write(toFile: siteConfig, atomically: true, encoding: .utf8)
         var main: [String: Any] = ["prefix": prefix, "site_config": siteConfig]
         if geteuid() == 0 {
             // Root's nginx workers would run as nobody, who can't read a private

@@ -80,6 +80,7 @@ class Server:
 
     def __init__(self, data: Path, env: dict, workers: int = 48, extra_args=()):
         self.data = data
+        self.env = env
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = open(data.parent / f"up-{self.port}.log", "w+")

@@ -146,19 +146,11 @@ def test_content_origin_serves_only_stored_bytes_and_may_show_them_inline(make_s
 
 # 3. A trailing slash skips nginx's limits.
 
-ROUTE_BURSTS = [
-    # (method, path, body kind, zone burst): cheap requests that never reach scrypt.
-    ("POST", "/api/minihost/admin-login", "json", 5),
-    ("POST", "/api/cliCheckCredentials", "form", 20),
-    ("POST", "/api/getMe", "form", 20),
-    ("POST", "/api/secondaryPasswords/createFromPrimary", "form", 20),
-    ("POST", "/api/initChunkedUploadPlain", "form", 20),
-    ("POST", "/api/finishChunkedUploadPlain", "form", 20),
-    ("POST", "/api/basicHTMLUpload", "form", 20),
-    ("POST", "/api/minihost/upload", "none", 20),
-    ("POST", "/api/uploadChunkPlain", "none", 40),
-    ("GET", "/api/chunkedUploadStatusPlain", "none", 200),
-]
+def route_table(server):
+    """The declared routes, as `minihost routes --json` prints them for this server's settings."""
+    out = subprocess.run([str(BIN), "routes", "--json"], capture_output=True, text=True, check=True,
+                         env={**os.environ, **server.env}).stdout
+    return [json.loads(line) for line in out.splitlines()]
 
 
 def path_variants(path):
@@ -197,16 +189,39 @@ def burst(port, source, method, path, body_kind, count):
 
 def test_every_rate_limited_route_keeps_its_limit_under_path_variants(make_server):
     server = make_server({"MINIHOST_RATE_LIMIT": "on"})
+    routes = [route for route in route_table(server) if route["zone"]]
+    assert len(routes) >= 15, routes
     source = 2
-    for method, path, body_kind, zone_burst in ROUTE_BURSTS:
-        for name, variant in path_variants(path).items():
+    for route in routes:
+        for name, variant in path_variants(route["example"]).items():
             # Each pair from its own loopback address: a fresh limit zone entry.
-            statuses = burst(server.port, f"127.0.0.{source}", method, variant, body_kind, zone_burst + 16)
+            host = f"127.0.{source // 250}.{source % 250 + 2}"
+            statuses = burst(server.port, host, route["method"], variant, route["body"], route["burst"] + 16)
             source += 1
             if name == "canonical":
-                assert 429 in statuses, (path, statuses)
+                assert 429 in statuses, (route["path"], statuses)
             else:
-                assert 429 in statuses or set(statuses) == {404}, (path, name, variant, sorted(set(statuses)))
+                assert 429 in statuses or set(statuses) == {404}, (route["path"], name, variant, sorted(set(statuses)))
+
+
+def test_every_route_has_its_body_limit_and_dialect_in_nginx(make_server):
+    """A body over the route's limit is refused by nginx before any byte is
+    read (the declared Content-Length decides), in the route's dialect."""
+    server = make_server()
+    for route in route_table(server):
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        connection.putrequest(route["method"], route["example"])
+        connection.putheader("Content-Length", str(route["nginx_body_limit"] + 1))
+        connection.putheader("Content-Type", "application/octet-stream")
+        connection.endheaders()
+        response = connection.getresponse()
+        body = response.read().decode()
+        connection.close()
+        assert response.status == 413, (route["method"], route["path"], response.status, body)
+        if route["dialect"] == "text":
+            assert body.startswith("ERR ") and response.getheader("Content-Type").startswith("text/plain"), body
+        else:
+            assert "error" in json.loads(body), body
 
 
 # 4. A chunk index is a memory bomb that holds the write lock.

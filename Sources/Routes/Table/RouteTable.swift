@@ -18,6 +18,9 @@ public struct Route: Sendable {
 
     /// `GET /api/health` (for messages and conflicts).
     public var name: String { "\(method) \(path)" }
+
+    /// The body size nginx lets through for this route.
+    public var nginxBodyLimit: Int64 { body.nginxLimit }
 }
 
 /// A handler gets the request with its parameters, its parsed body and the

@@ -1,0 +1,196 @@
+import Foundation
+import HTTPCore
+
+/// The nginx side of a ``RouteTable``: one `location` per route path, with the
+/// route's body limit and buffering, its rate-limit zones, response
+/// buffering for streams, and nginx's own 413/429/5xx answered in the route's
+/// dialect. `minihost up` and `minihost nginx-config` render these values
+/// into `deploy/nginx/minihost.conf.mustache`; no API location is written by hand.
+public struct NginxPlan {
+    public struct Location {
+        /// `r<n>`, stable for a table.
+        public let id: String
+        public let pattern: PathPattern
+        public let routes: [Route]
+        /// nginx's `location` argument: `= /exact` or `~ "^regex$"`.
+        public var matcher: String {
+            pattern.isLiteral ? "= \(pattern.text)" : "~ \"\(pattern.nginxRegex)\""
+        }
+        public var maxBody: Int64 { routes.map(\.body.nginxLimit).max() ?? 1 << 20 }
+        public var streamed: Bool { routes.contains { $0.body.streamed } }
+        /// A large body may take a while to arrive; a small one may not.
+        public var bodyTimeout: String { routes.contains { $0.body.kind == .multipart || $0.body.kind == .raw } ? "60s" : "15s" }
+        public var largeBody: Bool { maxBody > 1 << 20 }
+        public var streamsResponse: Bool { routes.contains(where: \.streamsResponse) }
+        public var limited: [Route] { routes.filter { !$0.limit.isNone } }
+        /// Each zone once, with the largest burst any of its routes here allows.
+        public var zones: [(zone: String, burst: Int)] {
+            var bursts: [String: Int] = [:]
+            for route in limited { bursts[route.limit.zone] = max(bursts[route.limit.zone] ?? 0, route.limit.burst) }
+            return bursts.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        }
+        public var connections: Int? { limited.compactMap(\.limit.connections).min() }
+        public var dialect: Dialect { routes[0].dialect }
+    }
+
+    /// A named location answering one of nginx's own refusals in a dialect.
+    public struct ErrorPage: Hashable {
+        public let name: String
+        public let status: Int
+        public let contentType: String
+        /// The body as an nginx double-quoted string's contents.
+        public let body: String
+        public let retryAfter: Bool
+    }
+
+    public let locations: [Location]
+    public let errorPages: [ErrorPage]
+    /// Per location: the named error location for each status.
+    public let errorTargets: [String: [(status: Int, page: String)]]
+    /// Zones with their rates.
+    public let zoneRates: [(zone: String, rate: String)]
+
+    public init(table: RouteTable) throws {
+        var byPath: [String: [Route]] = [:]
+        var order: [PathPattern] = []
+        for route in table.routes {
+            if byPath[route.path.text] == nil { order.append(route.path) }
+            byPath[route.path.text, default: []].append(route)
+        }
+        // Regex locations are tried in order: most specific first, as the router prefers.
+        order.sort { Self.precedence($0).lexicographicallyPrecedes(Self.precedence($1)) }
+        locations = order.enumerated().map { index, pattern in
+            Location(id: "r\(index + 1)", pattern: pattern, routes: byPath[pattern.text]!)
+        }
+        var rates: [String: String] = [:]
+        for route in table.routes where !route.limit.isNone {
+            if let existing = rates[route.limit.zone], existing != route.limit.rate {
+                throw NginxPlanError("zone \(route.limit.zone) has two rates: \(existing) and \(route.limit.rate)")
+            }
+            rates[route.limit.zone] = route.limit.rate
+        }
+        zoneRates = rates.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        var pages: [ErrorPage: Void] = [:]
+        var targets: [String: [(Int, String)]] = [:]
+        for location in locations {
+            let route = location.routes.max { $0.body.nginxLimit < $1.body.nginxLimit }!
+            // A worker that is down, restarting or too slow is "unavailable" (503) to clients alike.
+            for (statuses, answer, message) in [([413], 413, route.body.tooLargeMessage), ([429], 429, "Too many requests"),
+                                                ([502, 503, 504], 503, "Service unavailable")] {
+                let page = try Self.errorPage(location.dialect, status: answer, message: message)
+                pages[page] = ()
+                for status in statuses { targets[location.id, default: []].append((status, page.name)) }
+            }
+        }
+        errorPages = pages.keys.sorted { $0.name < $1.name }
+        errorTargets = targets
+        try checkMatching()
+    }
+
+    /// nginx picks an exact location, else the first regex that matches: for
+    /// an example path of every route that must be the route's own location.
+    private func checkMatching() throws {
+        for location in locations {
+            let path = location.pattern.example()
+            let chosen = locations.first { $0.pattern.isLiteral && $0.pattern.text == path }
+                ?? locations.first { !$0.pattern.isLiteral && Self.matches($0.pattern.nginxRegex, path) }
+            guard chosen?.id == location.id else {
+                throw NginxPlanError("nginx would send \(path) to \(chosen?.pattern.text ?? "no location"), not \(location.pattern.text)")
+            }
+        }
+    }
+
+    private static func matches(_ regex: String, _ path: String) -> Bool {
+        guard let expression = try? NSRegularExpression(pattern: regex) else { return false }
+        return expression.firstMatch(in: path, range: NSRange(path.startIndex..., in: path)) != nil
+    }
+
+    /// Literal segments first, constrained parameters before free ones, catch-alls last.
+    private static func precedence(_ pattern: PathPattern) -> [Int] {
+        pattern.segments.map { segment in
+            switch segment {
+            case .literal: return 0
+            case .parameter(_, let constraint): return constraint == .anySegment ? 2 : 1
+            case .catchAll: return 3
+            }
+        } + [pattern.isLiteral ? 0 : 1]
+    }
+
+    private static func errorPage(_ dialect: Dialect, status: Int, message: String) throws -> ErrorPage {
+        let statusValue = HTTPStatus(code: status, reason: "")
+        let response = dialect.render(ErrorAnswer(status: statusValue, message: message))
+        guard case .bytes(let bytes) = response.body else { throw NginxPlanError("\(dialect.name) renders no body") }
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard !text.contains("$") else { throw NginxPlanError("nginx can't return a body with $: \(text)") }
+        var quoted = ""
+        for character in text {
+            switch character {
+            case "\\": quoted += "\\\\"
+            case "\"": quoted += "\\\""
+            case "\n": quoted += "\\n"
+            default: quoted.append(character)
+            }
+        }
+        let slug = message.lowercased().filter { $0.isLetter || $0.isNumber }.prefix(24)
+        return ErrorPage(name: "@minihost_\(dialect.name)_\(status)_\(slug)", status: status,
+                         contentType: response.headers["Content-Type"] ?? "text/plain", body: quoted,
+                         retryAfter: status == 429)
+    }
+
+    /// `"r3:POST"`-style keys for each zone's map: the routes whose class
+    /// uses the zone, by location and method (HEAD as GET).
+    public func limitKeys(zone: String) -> [String] {
+        var keys: [String] = []
+        for location in locations {
+            let methods = location.limited.filter { $0.limit.zone == zone }.map(\.method)
+            if methods.count == location.routes.count {
+                keys.append("~^\(location.id):")
+            } else {
+                for method in methods {
+                    keys.append("\(location.id):\(method)")
+                    if method == "GET" { keys.append("\(location.id):HEAD") }
+                }
+            }
+        }
+        return keys
+    }
+
+    /// The same for the per-address connection limit.
+    public var connectionKeys: [String] {
+        locations.flatMap { location -> [String] in
+            let methods = location.limited.filter { $0.limit.connections != nil }.map(\.method)
+            return methods.count == location.routes.count ? ["~^\(location.id):"] : methods.map { "\(location.id):\($0)" }
+        }
+    }
+
+    /// The values `minihost.conf.mustache` renders.
+    public var templateValues: [String: Any] {
+        [
+            "zones": zoneRates.map { ["zone": $0.zone, "rate": $0.rate, "keys": limitKeys(zone: $0.zone)] as [String: Any] },
+            "connection_keys": connectionKeys,
+            "locations": locations.map { location -> [String: Any] in
+                [
+                    "id": location.id, "matcher": location.matcher, "name": location.routes.map(\.name).joined(separator: ", "),
+                    "max_body": String(location.maxBody), "streamed": location.streamed, "large_body": location.largeBody,
+                    "body_timeout": location.bodyTimeout, "sse": location.streamsResponse,
+                    "limits": location.zones.map { ["zone": $0.zone, "burst": $0.burst] },
+                    "connections": location.connections.map { ["count": $0] } ?? [],
+                    "errors": errorTargets[location.id, default: []].map { ["status": $0.status, "page": $0.page] },
+                ]
+            },
+            "content_locations": locations.filter { $0.routes.contains(where: \.onContentOrigin) }.map { location in
+                ["matcher": location.matcher, "name": location.routes.filter(\.onContentOrigin).map(\.name).joined(separator: ", "),
+                 "errors": errorTargets[location.id, default: []].map { ["status": $0.status, "page": $0.page] }] as [String: Any]
+            },
+            "error_pages": errorPages.map {
+                ["name": $0.name, "status": $0.status, "content_type": $0.contentType, "body": $0.body, "retry_after": $0.retryAfter]
+            },
+        ]
+    }
+}
+
+/// The table can't be expressed in nginx as it stands.
+public struct NginxPlanError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
