@@ -50,8 +50,8 @@ public struct Request {
 public enum FormURLEncoded {
     public static func parse(_ text: String) -> [String: String] {
         var result: [String: String] = [:]
-        for pair in text.split(separator: "&", omittingEmptySubsequences: true) {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+        for pair in text.splitASCII("&") {
+            let parts = pair.splitASCII("=", maxSplits: 1, omittingEmptySubsequences: false)
             let name = decode(parts[0])
             guard !name.isEmpty, result[name] == nil else { continue }
             result[name] = parts.count > 1 ? decode(parts[1]) : ""

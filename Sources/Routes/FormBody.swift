@@ -7,8 +7,7 @@ extension Request {
     /// that isn't JSON is read as a form too). 400 for malformed JSON.
     public func formFields(limit: Int = 64 * 1024) throws -> [String: String] {
         let bytes = try body.collect(upTo: limit)
-        let mediaType = (contentType ?? "").split(separator: ";").first.map { $0.trimmingWhitespace().lowercased() } ?? ""
-        guard mediaType == "application/json" else {
+        guard MediaType(contentType ?? "")?.essence == "application/json" else {
             return FormURLEncoded.parse(String(decoding: bytes, as: UTF8.self))
         }
         if bytes.isEmpty { return [:] }

@@ -121,7 +121,9 @@ public struct MediaType: Equatable, Sendable, CustomStringConvertible {
     /// A content type as recorded for an upload: the normalized form of a
     /// valid media type, else `application/octet-stream`.
     public static func sanitize(_ raw: String?) -> String {
-        guard let raw, let parsed = MediaType(raw) else { return octetStream }
+        // The normalized form can be longer than what was sent (a space after
+        // each `;`, quotes): past the limit it wouldn't parse again.
+        guard let raw, let parsed = MediaType(raw), parsed.description.utf8.count <= maxLength else { return octetStream }
         return parsed.description
     }
 }

@@ -30,7 +30,7 @@ public struct MultipartPartHeaders {
 
     /// `UTF-8''%e2%82%ac.txt` → `€.txt`.
     static func decodeExtendedValue(_ value: String) -> String? {
-        let parts = value.split(separator: "'", maxSplits: 2, omittingEmptySubsequences: false)
+        let parts = value.splitASCII("'", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0].lowercased() == "utf-8" else { return nil }
         return FormURLEncoded.decode(parts[2].replacingOccurrences(of: "+", with: "%2B"))
     }
@@ -82,8 +82,7 @@ public enum MultipartFormStream {
     /// The `boundary` parameter of a `multipart/form-data` content type.
     public static func boundary(fromContentType contentType: String?) -> String? {
         guard let contentType else { return nil }
-        let mediaType = contentType.split(separator: ";", maxSplits: 1).first.map { String($0).trimmingWhitespace().lowercased() }
-        guard mediaType == "multipart/form-data" else { return nil }
+        guard MediaType(contentType)?.essence == "multipart/form-data" else { return nil }
         guard let boundary = HeaderParameters.parse(contentType)["boundary"],
               (1...200).contains(boundary.utf8.count) else { return nil }
         return boundary

@@ -33,8 +33,8 @@ public struct OperatorCookie: Sendable {
     /// The session token in the request's cookie, if its signature is right.
     func token(in request: Request) -> String? {
         guard let header = request.headers["Cookie"] else { return nil }
-        for pair in header.split(separator: ";") {
-            let parts = pair.split(separator: "=", maxSplits: 1)
+        for pair in header.splitASCII(";") {
+            let parts = pair.splitASCII("=", maxSplits: 1)
             guard parts.count == 2, parts[0].trimmingWhitespace() == Self.name else { continue }
             let value = parts[1].trimmingWhitespace()
             guard let dot = value.lastIndex(of: ".") else { return nil }

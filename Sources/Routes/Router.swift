@@ -108,7 +108,7 @@ public final class Router: Sendable {
     /// The segments after the leading `/`, empty ones kept (see ``PathPattern``).
     static func split(_ path: String) -> [Substring] {
         guard path.hasPrefix("/") else { return [""] }
-        return path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+        return path.dropFirst().splitASCII("/", omittingEmptySubsequences: false)
     }
 
     /// One path segment's branches.

@@ -13,9 +13,9 @@ extension ServerContext {
         guard let header = request.headers["Authorization"]?.trimmingWhitespace(), !header.isEmpty else {
             throw HTTPErrorResponse(.unauthorized, "Missing Authorization header", headers: challenge)
         }
-        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        let parts = header.splitASCII(" ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer",
-              let dot = parts[1].firstIndex(of: "."),
+              let dot = parts[1].firstASCIIIndex(of: "."),
               case let key = String(parts[1][..<dot]), case let secret = String(parts[1][parts[1].index(after: dot)...]),
               !key.isEmpty, !secret.isEmpty, !secret.contains(" ")
         else {

@@ -12,7 +12,9 @@ public enum DisplayName {
 
     public static func sanitize(_ raw: String?) -> String {
         guard let raw else { return fallback }
-        let lastComponent = raw.split(whereSeparator: { $0 == "/" || $0 == "\\" }).last.map(String.init) ?? ""
+        // By scalars: a grapheme cluster can swallow a separator (U+0601 + "/").
+        let lastComponent = raw.unicodeScalars.split(whereSeparator: { $0 == "/" || $0 == "\\" }).last
+            .map { String(String.UnicodeScalarView($0)) } ?? ""
         var scalars = String.UnicodeScalarView()
         for scalar in lastComponent.unicodeScalars where !isUnsafe(scalar) { scalars.append(scalar) }
         var name = String(scalars)

@@ -268,3 +268,25 @@ final class LockedAnswers: @unchecked Sendable {
     var values: [Int] { lock.lock(); defer { lock.unlock() }; return items }
     func append(_ value: Int) { lock.lock(); items.append(value); lock.unlock() }
 }
+
+/// Inputs the fuzzers found, kept as regressions.
+@Suite struct FuzzFindingTests {
+    @Test func separatorsAreNeverSwallowedByAGraphemeCluster() throws {
+        // U+0601 is a prepended concatenation mark: "\u{0601}/" is one Character.
+        #expect(DisplayName.sanitize("a\u{0601}/evil") == "evil")
+        #expect(!DisplayName.sanitize("+\u{0601}/+\0x").contains("/"))
+        #expect(FormURLEncoded.parse("a=1\u{0601}&b=2") == ["a": "1\u{0601}", "b": "2"])
+        #expect(Router.split("/s/\u{0601}/x").count == 3)
+        let fixture = try RouteFixture()
+        #expect(fixture.send("GET", "/minihost/cache/x\u{0601}/y").status == .notFound)
+    }
+
+    @Test func aNormalizedTypeTooLongToParseAgainIsNotStored() {
+        // Each ";" gains a space when normalized: 255 bytes sent become more.
+        let raw = "a/b" + String(repeating: ";x=1", count: 8) + ";y=\"" + String(repeating: "v", count: 200) + "\""
+        #expect(MediaType(raw) == nil || MediaType(MediaType.sanitize(raw)) != nil)
+        let long = "image/png;" + String(repeating: "p", count: 120) + "=\"" + String(repeating: "\\\\", count: 60) + "\""
+        #expect(long.utf8.count <= 255)
+        #expect(MediaType(MediaType.sanitize(long)) != nil)
+    }
+}

@@ -44,7 +44,7 @@ extension PlainRoutes {
     /// The upload behind a link id; an extension after the id (`abc.pdf`) is ignored.
     func linked(_ raw: String?) throws -> Upload {
         guard var id = raw, !id.isEmpty else { throw HTTPErrorResponse(.notFound, "Not found") }
-        if let dot = id.firstIndex(of: ".") { id = String(id[..<dot]) }
+        if let dot = id.firstASCIIIndex(of: ".") { id = String(id[..<dot]) }
         guard let upload = try store.upload(publicId: id) else { throw HTTPErrorResponse(.notFound, "Not found") }
         return upload
     }
