@@ -62,7 +62,9 @@ let package = Package(
             ]
         ),
         .testTarget(name: "OpenSSLCryptoTests", dependencies: ["OpenSSLCrypto"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "OpenSSLCrypto", "CLinuxShims"]),
+        .testTarget(name: "StoreTests", dependencies: [
+            "Store", "OpenSSLCrypto", "CLinuxShims", .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         .testTarget(name: "RoutesTests", dependencies: ["Routes", "Store", "HTTPCore", "OpenSSLCrypto"]),
     ]
 )

@@ -22,7 +22,7 @@ extension ServerContext {
             throw HTTPErrorResponse(.unauthorized, "Malformed Authorization header: expected Bearer <client_key>.<secret>",
                                     headers: challenge)
         }
-        guard let client = try store.authenticateClient(key: key, secret: secret) else {
+        guard let client = try store.clients.authenticate(key: key, secret: secret) else {
             throw HTTPErrorResponse(.unauthorized, "Invalid API credentials", headers: challenge)
         }
         guard client.has(scope: scope) else {
@@ -34,7 +34,7 @@ extension ServerContext {
     /// The signed-in operator, or 401.
     func authenticateOperator(_ request: Request) throws -> OperatorIdentity {
         guard let token = operatorCookie.token(in: request),
-              let username = try store.operatorForSession(token: token) else {
+              let username = try store.operators.username(forSession: token) else {
             throw HTTPErrorResponse(.unauthorized, "Operator session required")
         }
         return OperatorIdentity(username: username)
@@ -55,7 +55,7 @@ extension ServerContext {
             // may have verified them meanwhile. Either way, no scrypt.
             if request.isAbandoned() { throw ClientGone() }
             if let credential = try cachedCredential(username: username, password: password) { return credential }
-            return try store.verifyAccount(username: username, password: password, decoyHash: decoyPasswordHash)
+            return try store.accounts.verifyAccount(username: username, password: password, decoyHash: decoyPasswordHash)
         }
         guard let found else { throw HTTPErrorResponse(.unauthorized, "Invalid credentials") }
         cache.remember(username: username, password: password, as: VerifiedAccount(found))
@@ -64,7 +64,7 @@ extension ServerContext {
 
     private func cachedCredential(username: String, password: String) throws -> AccountCredential? {
         guard let recent = verifiedCredentials.account(username: username, password: password) else { return nil }
-        if let credential = try store.revalidate(recent) { return credential }
+        if let credential = try store.accounts.revalidate(recent) { return credential }
         verifiedCredentials.forget(username: username, password: password)
         return nil
     }

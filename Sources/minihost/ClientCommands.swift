@@ -18,7 +18,7 @@ struct ClientCommand: ParsableCommand {
             let store = try dataOptions.openStore()
             let scopeList = scopes.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
             let secret: String
-            do { secret = try store.createClient(key: name, scopes: scopeList) } catch let error as StorageError {
+            do { secret = try store.clients.create(key: name, scopes: scopeList) } catch let error as StorageError {
                 throw CommandFailure(error.detail)
             }
             print("Created client \(name) with scopes \(scopeList.joined(separator: ",")).")
@@ -33,7 +33,7 @@ struct ClientCommand: ParsableCommand {
 
         func run() throws {
             let store = try dataOptions.openStore()
-            let clients = try store.listClients()
+            let clients = try store.clients.list()
             if clients.isEmpty { print("No clients. Create one with: minihost client create NAME --data \(dataOptions.data)") }
             for client in clients {
                 print("\(client.clientKey)\t\(client.scopes)\t\(client.active ? "active" : "revoked")\tcreated \(client.createdAt)")
@@ -48,7 +48,7 @@ struct ClientCommand: ParsableCommand {
 
         func run() throws {
             let store = try dataOptions.openStore()
-            guard try store.revokeClient(key: name) else { throw CommandFailure("no client named \(name)") }
+            guard try store.clients.revoke(key: name) else { throw CommandFailure("no client named \(name)") }
             print("Revoked client \(name).")
         }
     }
@@ -70,7 +70,7 @@ struct AdminCommand: ParsableCommand {
                 throw CommandFailure("no password on standard input")
             }
             let store = try dataOptions.openStore()
-            do { try store.setOperator(username: username, password: line) } catch let error as StorageError {
+            do { try store.operators.set(username: username, password: line) } catch let error as StorageError {
                 throw CommandFailure(error.detail)
             }
             print("Operator \(username) can now sign in at POST /api/minihost/admin-login.")

@@ -45,7 +45,7 @@ struct Up: ParsableCommand {
         let (limits, warnings) = ServerConfiguration.fromEnvironment(environment)
         for warning in warnings { logger.warning("\(warning)") }
         // Migrates the schema once, before any worker opens it.
-        let hasClients = try !MinihostStore(directory: data, configuration: limits.storeConfiguration).listClients().isEmpty
+        let hasClients = try !MinihostStore(directory: data, configuration: limits.storeConfiguration).clients.list().isEmpty
         let prefix = data.root + "/nginx"
         let runFolder = data.root + "/run"
         for folder in [prefix, runFolder] { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }

@@ -21,9 +21,9 @@ struct UserCommand: ParsableCommand {
             }
             let store = try dataOptions.openStore()
             do {
-                _ = try store.createUser(username: username, password: password, quotaBytes: quotaMb.map { $0 << 20 })
+                _ = try store.accounts.createUser(username: username, password: password, quotaBytes: quotaMb.map { $0 << 20 })
             } catch let error as StorageError { throw CommandFailure(error.detail) }
-            let root = try store.rootFolder(username: username)
+            let root = try store.accounts.rootFolder(username: username)
             print("Created user \(username) (root folder \(root.id!)\(quotaMb.map { ", quota \($0) MB" } ?? "")).")
         }
     }
@@ -34,12 +34,12 @@ struct UserCommand: ParsableCommand {
 
         func run() throws {
             let store = try dataOptions.openStore()
-            let users = try store.listUsers()
+            let users = try store.accounts.listUsers()
             if users.isEmpty { print("No users. Create one with: minihost user create NAME --password-stdin --data \(dataOptions.data)") }
             for user in users {
                 let quota = user.quotaBytes.map { "\($0 >> 20) MB" } ?? "no quota"
-                print("\(user.username)\t\(quota)\troot folder \(try store.rootFolder(username: user.username).id!)")
-                for secondary in try store.activeSecondaryPasswords(username: user.username) {
+                print("\(user.username)\t\(quota)\troot folder \(try store.accounts.rootFolder(username: user.username).id!)")
+                for secondary in try store.accounts.activeSecondaryPasswords(username: user.username) {
                     let scope = secondary.folderScopeId.map { "folder \($0)" } ?? "whole account"
                     let rights = [secondary.canList ? "list" : nil, secondary.canEdit ? "edit" : nil].compactMap { $0 }
                     print("  \(secondary.label)\t\(scope)\t\(rights.isEmpty ? "upload only" : rights.joined(separator: ","))"
@@ -67,7 +67,7 @@ struct UserCommand: ParsableCommand {
                 let store = try dataOptions.openStore()
                 let password: String
                 do {
-                    (_, password) = try store.createSecondaryPassword(
+                    (_, password) = try store.accounts.createSecondaryPassword(
                         username: username, label: label,
                         options: SecondaryPasswordOptions(folderScopeId: folder, canList: canList, canEdit: canEdit))
                 } catch let error as StorageError { throw CommandFailure(error.detail) }
@@ -84,7 +84,7 @@ struct UserCommand: ParsableCommand {
 
             func run() throws {
                 let store = try dataOptions.openStore()
-                guard try store.revokeSecondaryPassword(username: username, label: label) else {
+                guard try store.accounts.revokeSecondaryPassword(username: username, label: label) else {
                     throw CommandFailure("\(username) has no active secondary password labelled \(label)")
                 }
                 print("Revoked \(label) for \(username).")
@@ -106,7 +106,7 @@ struct UserCommand: ParsableCommand {
             func run() throws {
                 let store = try dataOptions.openStore()
                 let folder: Folder
-                do { folder = try store.createFolder(username: username, name: name, parentId: parent) } catch let error as StorageError {
+                do { folder = try store.accounts.createFolder(username: username, name: name, parentId: parent) } catch let error as StorageError {
                     throw CommandFailure(error.detail)
                 }
                 print("Created folder \(name) for \(username).")

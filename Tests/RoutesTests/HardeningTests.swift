@@ -69,7 +69,7 @@ import Testing
 
     @Test func numericInputsAreRangeChecked() throws {
         let fixture = try RouteFixture()
-        try fixture.store.setOperator(username: "root", password: "s3cret-pass", hasher: Scrypt(costLog2: 4))
+        try fixture.store.operators.set(username: "root", password: "s3cret-pass", hasher: Scrypt(costLog2: 4))
         let login = fixture.postJSON("/api/minihost/admin-login", ["username": "root", "password": "s3cret-pass"])
         let cookie = String(try #require(login.headers["Set-Cookie"]).split(separator: ";")[0])
         for value: Any in [1e300, -1, 876_001, "1", true, NSNull()] {
@@ -145,7 +145,7 @@ import Testing
         var configuration = ServerConfiguration(secureCookies: false)
         configuration.passwordChecks = 1
         let fixture = try RouteFixture(configuration: configuration)
-        let user = try fixture.store.createUser(username: "alice", password: "alice password", hasher: Scrypt(costLog2: 4))
+        let user = try fixture.store.accounts.createUser(username: "alice", password: "alice password", hasher: Scrypt(costLog2: 4))
         // A hash scrypt can't verify (it throws): only the cache can admit these requests.
         try fixture.store.database.write { db in
             try db.execute(sql: "UPDATE minihost_users SET password_hash = 'not-a-hash' WHERE username = 'alice'")
@@ -182,7 +182,7 @@ import Testing
         configuration.passwordChecks = 1
         configuration.passwordQueue = 0
         let fixture = try RouteFixture(configuration: configuration)
-        _ = try fixture.store.createUser(username: "alice", password: "alice password", hasher: Scrypt(costLog2: 4))
+        _ = try fixture.store.accounts.createUser(username: "alice", password: "alice password", hasher: Scrypt(costLog2: 4))
         let release = DispatchSemaphore(value: 0)
         let inside = DispatchSemaphore(value: 0)
         DispatchQueue.global().async {
@@ -236,7 +236,7 @@ import Testing
             ("Authorization", "Bearer \(credential)"), ("Content-Type", "multipart/form-data; boundary=b"),
         ], body: Array(body.utf8))
         #expect(response.status == .payloadTooLarge)
-        #expect(try fixture.store.listClients().count == 1)
+        #expect(try fixture.store.clients.list().count == 1)
     }
 }
 

@@ -140,7 +140,7 @@ import Testing
 
     @Test func operatorSessionGuardsTheDashboardRoutes() throws {
         let fixture = try RouteFixture()
-        try fixture.store.setOperator(username: "root", password: "s3cret-pass", hasher: Scrypt(costLog2: 4))
+        try fixture.store.operators.set(username: "root", password: "s3cret-pass", hasher: Scrypt(costLog2: 4))
         let credential = try fixture.client()
         let id = try #require(fixture.upload(credential, [5]).json["uploadId"] as? String)
         #expect(fixture.send("GET", "/minihost/dashboard/admin-download", query: "id=\(id)").status == .unauthorized)

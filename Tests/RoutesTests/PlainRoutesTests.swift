@@ -17,7 +17,7 @@ import Testing
 
     @Test func cliCheckCredentialsAnswersInPlainText() throws {
         let fixture = try RouteFixture()
-        _ = try fixture.store.createUser(username: "alice", password: "primary-pass", hasher: Scrypt(costLog2: 4))
+        _ = try fixture.store.accounts.createUser(username: "alice", password: "primary-pass", hasher: Scrypt(costLog2: 4))
         let valid = form(fixture, "/api/cliCheckCredentials", "username=alice&password=primary-pass")
         #expect(valid.status == .ok && text(valid) == "VALID")
         let invalid = form(fixture, "/api/cliCheckCredentials", "username=alice&password=nope")
@@ -29,15 +29,15 @@ import Testing
 
     @Test func aRememberedCredentialStopsWorkingWhenRevoked() throws {
         let fixture = try RouteFixture()
-        _ = try fixture.store.createUser(username: "alice", password: "primary-pass", hasher: Scrypt(costLog2: 4))
-        let (_, secondary) = try fixture.store.createSecondaryPassword(
+        _ = try fixture.store.accounts.createUser(username: "alice", password: "primary-pass", hasher: Scrypt(costLog2: 4))
+        let (_, secondary) = try fixture.store.accounts.createSecondaryPassword(
             username: "alice", label: "ci", options: .init(), hasher: Scrypt(costLog2: 4))
         let check = { (password: String) in self.text(self.form(fixture, "/api/cliCheckCredentials", "username=alice&password=\(password)")) }
         #expect(check(secondary) == "VALID")
         #expect(fixture.context.verifiedCredentials.account(username: "alice", password: secondary) != nil)
         #expect(fixture.context.verifiedCredentials.account(username: "alice", password: secondary + "x") == nil)
         #expect(check(secondary) == "VALID")
-        #expect(try fixture.store.revokeSecondaryPassword(username: "alice", label: "ci"))
+        #expect(try fixture.store.accounts.revokeSecondaryPassword(username: "alice", label: "ci"))
         #expect(check(secondary) == "INVALID")
         #expect(fixture.context.verifiedCredentials.account(username: "alice", password: secondary) == nil)
         #expect(check("wrong-pass") == "INVALID")
@@ -72,9 +72,9 @@ import Testing
 
     @Test func getMeReportsModeAndSecondaryPermissions() throws {
         let fixture = try RouteFixture()
-        _ = try fixture.store.createUser(username: "alice", password: "primary-pass", hasher: Scrypt(costLog2: 4))
-        let folder = try fixture.store.createFolder(username: "alice", name: "ci")
-        let (_, secondary) = try fixture.store.createSecondaryPassword(
+        _ = try fixture.store.accounts.createUser(username: "alice", password: "primary-pass", hasher: Scrypt(costLog2: 4))
+        let folder = try fixture.store.accounts.createFolder(username: "alice", name: "ci")
+        let (_, secondary) = try fixture.store.accounts.createSecondaryPassword(
             username: "alice", label: "ci-runner", options: SecondaryPasswordOptions(folderScopeId: folder.id, canList: true),
             hasher: Scrypt(costLog2: 4))
         let primary = fixture.postJSON("/api/getMe", ["username": "alice", "password": "primary-pass"])
@@ -90,8 +90,8 @@ import Testing
 
     @Test func createFromPrimaryNeedsThePrimaryPassword() throws {
         let fixture = try RouteFixture()
-        _ = try fixture.store.createUser(username: "alice", password: "primary-pass", hasher: Scrypt(costLog2: 4))
-        let folder = try fixture.store.createFolder(username: "alice", name: "ci")
+        _ = try fixture.store.accounts.createUser(username: "alice", password: "primary-pass", hasher: Scrypt(costLog2: 4))
+        let folder = try fixture.store.accounts.createFolder(username: "alice", name: "ci")
         let created = fixture.postJSON("/api/secondaryPasswords/createFromPrimary", [
             "username": "alice", "password": "primary-pass", "label": "nightly", "folderIdScope": folder.id!, "canEditFiles": true,
         ])

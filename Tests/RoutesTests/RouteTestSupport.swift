@@ -25,7 +25,7 @@ final class RouteFixture: @unchecked Sendable {
     deinit { try? FileManager.default.removeItem(atPath: root) }
 
     func client(_ name: String = "app", scopes: [String] = ["upload", "download", "publish"]) throws -> String {
-        "\(name).\(try store.createClient(key: name, scopes: scopes))"
+        "\(name).\(try store.clients.create(key: name, scopes: scopes))"
     }
 
     func send(_ method: String, _ path: String, query: String = "", headers: [(String, String)] = [],

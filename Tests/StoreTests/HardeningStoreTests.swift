@@ -149,7 +149,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: root) }
         let failures = LockedList<String>()
         DispatchQueue.concurrentPerform(iterations: 6) { _ in
-            do { _ = try MinihostStore(directory: DataDirectory(root)).listClients() } catch { failures.append("\(error)") }
+            do { _ = try MinihostStore(directory: DataDirectory(root)).clients.list() } catch { failures.append("\(error)") }
         }
         #expect(failures.values.isEmpty)
     }

@@ -43,16 +43,16 @@ import Testing
 
     @Test func clientSecretsAreHashedAndCheckedExactly() throws {
         let fixture = try TemporaryStore()
-        let secret = try fixture.store.createClient(key: "app", scopes: ["upload", "download"])
-        let stored = try fixture.store.listClients()
+        let secret = try fixture.store.clients.create(key: "app", scopes: ["upload", "download"])
+        let stored = try fixture.store.clients.list()
         #expect(stored.count == 1 && stored[0].secretHash != secret && stored[0].scopes == "upload,download")
-        #expect(try fixture.store.authenticateClient(key: "app", secret: secret)?.clientKey == "app")
-        #expect(try fixture.store.authenticateClient(key: "app", secret: secret + "x") == nil)
-        #expect(try fixture.store.authenticateClient(key: "nobody", secret: secret) == nil)
-        #expect(try fixture.store.revokeClient(key: "app"))
-        #expect(try fixture.store.authenticateClient(key: "app", secret: secret) == nil)
-        #expect(throws: StorageError.self) { try fixture.store.createClient(key: "a.b", scopes: ["upload"]) }
-        #expect(throws: StorageError.self) { try fixture.store.createClient(key: "x", scopes: ["admin"]) }
+        #expect(try fixture.store.clients.authenticate(key: "app", secret: secret)?.clientKey == "app")
+        #expect(try fixture.store.clients.authenticate(key: "app", secret: secret + "x") == nil)
+        #expect(try fixture.store.clients.authenticate(key: "nobody", secret: secret) == nil)
+        #expect(try fixture.store.clients.revoke(key: "app"))
+        #expect(try fixture.store.clients.authenticate(key: "app", secret: secret) == nil)
+        #expect(throws: StorageError.self) { try fixture.store.clients.create(key: "a.b", scopes: ["upload"]) }
+        #expect(throws: StorageError.self) { try fixture.store.clients.create(key: "x", scopes: ["admin"]) }
     }
 
     @Test func secretKeyIsCreatedOnceWithPrivateMode() throws {

@@ -11,14 +11,14 @@ extension MinihostRoutes {
               !username.isEmpty, !password.isEmpty else {
             throw HTTPErrorResponse(.badRequest, "username and password are required")
         }
-        let account = try store.operatorRecord(username: username)
+        let account = try store.operators.record(username: username)
         let verified = try context.verifyOperatorPassword(password, hash: account?.passwordHash, request)
         guard let account, verified else {
             audit(request, actor: "operator:?", action: "admin_login", uploadId: nil, status: 401,
                   detail: "failed sign-in")
             throw HTTPErrorResponse(.unauthorized, "Invalid username or password")
         }
-        let token = try store.createOperatorSession(username: account.username,
+        let token = try store.operators.createSession(username: account.username,
                                                     lifetime: configuration.operatorSessionLifetime)
         let echo = audit(request, actor: "operator:\(account.username)", action: "admin_login", uploadId: nil, status: 200)
         var response = JSONResponse.make(["ok": true])
@@ -32,8 +32,8 @@ extension MinihostRoutes {
     func adminLogout(_ route: RouteRequest) throws -> Response {
         let request = route.request
         if let token = context.operatorCookie.token(in: request) {
-            let username = try store.operatorForSession(token: token)
-            try store.revokeOperatorSession(token: token)
+            let username = try store.operators.username(forSession: token)
+            try store.operators.revokeSession(token: token)
             if let username {
                 audit(request, actor: "operator:\(username)", action: "admin_logout", uploadId: nil, status: 200)
             }

@@ -52,7 +52,7 @@ struct MinihostRoutes: DialectRoutes {
     func audit(_ request: Request, actor: String, action: String, uploadId: String?, status: Int,
                detail: String? = nil) -> String {
         do {
-            try store.record(AuditEvent(actor: actor, action: action, uploadId: uploadId, status: status,
+            try store.audit.record(AuditEvent(actor: actor, action: action, uploadId: uploadId, status: status,
                                         remoteAddr: request.remoteAddress, detail: detail))
             return "recorded"
         } catch {

@@ -30,13 +30,12 @@ extension PlainRoutes {
                 (account, folder) = (late, try targetFolder(late, received.fields["folderId"]))
             }
             let user = account.user
-            let upload = try store.commitUpload(
-                received.blob, owner: user.owner, fileName: received.fileName,
+            let upload = try store.plainUploads.commit(
+                received.blob, user: user, fileName: received.fileName,
                 contentType: received.contentType == MediaType.octetStream
                     ? MediaTypeGuess.forFileName(received.fileName) : received.contentType,
-                quotaBytes: user.quotaBytes) { upload in
+                attributes: PlainUploadAttributes(folderId: folder.id)) { upload in
                     upload.publicId = try Self.newPublicId()
-                    upload.folderId = folder.id
                 }
             return PlainTextResponse.make(links(for: upload, request, withExtension: true))
         } catch let error as StorageError where error.code == .quotaExceeded {

@@ -19,10 +19,10 @@ extension PlainRoutes {
         let folder = try targetFolder(credential, fields["folderId"])
         let user = credential.user
         do {
-            let session = try store.openSession(
+            let session = try store.plainUploads.openSession(
                 SessionRequest(owner: user.owner, fileName: DisplayName.sanitize(fileName),
-                               contentType: MediaTypeGuess.forFileName(fileName), declaredSize: size, folderId: folder.id),
-                maxSize: context.configuration.maxChunkedUploadBytes, quotaBytes: user.quotaBytes,
+                               contentType: MediaTypeGuess.forFileName(fileName), declaredSize: size),
+                folderId: folder.id, maxSize: context.configuration.maxChunkedUploadBytes, quotaBytes: user.quotaBytes,
                 lifetime: context.configuration.sessionLifetime)
             return PlainTextResponse.make(session.id)
         } catch let error as StorageError where error.code == .quotaExceeded {
@@ -73,7 +73,8 @@ extension PlainRoutes {
             guard let uploadId = session.uploadId, let upload = try store.upload(id: uploadId), upload.state == .ready else {
                 throw HTTPErrorResponse(.notFound, "Not found")
             }
-            return PlainTextResponse.make("COMPLETED\n" + links(for: upload, request))
+            let plain = try store.plainUploads.plainUpload(upload)
+            return PlainTextResponse.make("COMPLETED\n" + links(for: plain, request))
         }
     }
 
@@ -88,19 +89,16 @@ extension PlainRoutes {
         var folderId: Int64?
         if fields["folderId"].map({ !$0.isEmpty }) ?? false { folderId = try targetFolder(credential, fields["folderId"]).id }
         let fileName = fields["filename"].flatMap { $0.isEmpty ? nil : DisplayName.sanitize($0) }
-        let forceDownload = FormFlag.isTrue(fields["forceDownload"])
-        let skipEmbeddedPage = FormFlag.isTrue(fields["skipEmbeddedPage"])
-        let outcome: SessionFinish
+        let attributes = PlainUploadAttributes(folderId: folderId, forceDownload: FormFlag.isTrue(fields["forceDownload"]),
+                                               skipEmbeddedPage: FormFlag.isTrue(fields["skipEmbeddedPage"]))
+        let outcome: PlainSessionFinish
         do {
-            outcome = try store.finishSession(id: id, owner: user.owner) { upload in
+            outcome = try store.plainUploads.finishSession(id: id, owner: user.owner, attributes: attributes) { upload in
                 upload.publicId = try Self.newPublicId()
                 if let fileName {
                     upload.fileName = fileName
                     upload.contentType = MediaTypeGuess.forFileName(fileName)
                 }
-                if let folderId { upload.folderId = folderId }
-                upload.forceDownload = forceDownload
-                upload.skipEmbeddedPage = skipEmbeddedPage
             }
         } catch let error as StorageError where error.code == .notFound {
             throw HTTPErrorResponse(.badRequest, "Upload not found")
@@ -128,7 +126,7 @@ extension PlainRoutes {
             folderId = id
         }
         do {
-            return try store.targetFolder(for: credential, requested: folderId)
+            return try store.accounts.targetFolder(for: credential, requested: folderId)
         } catch let error as StorageError where error.code == .outOfScope {
             throw HTTPErrorResponse(.forbidden, "Folder is outside this password's scope")
         } catch let error as StorageError where error.code == .notFound {

@@ -27,7 +27,8 @@ extension PlainRoutes {
 
     /// `withExtension`: append the file's extension (`abc.pdf`), as
     /// basicHTMLUpload's links do; the id alone still resolves.
-    func links(for upload: Upload, _ request: Request, withExtension: Bool = false) -> String {
+    func links(for plain: PlainUpload, _ request: Request, withExtension: Bool = false) -> String {
+        let upload = plain.upload
         let origin = context.origin(for: request)
         let bytesOrigin = context.contentOrigin(for: request)
         var id = upload.publicId ?? upload.id
@@ -37,31 +38,32 @@ extension PlainRoutes {
             id += "." + ext
         }
         let raw = "\(bytesOrigin)/s/\(id)"
-        let link = upload.skipEmbeddedPage ? raw : "\(origin)/\(id)"
+        let link = plain.attributes.skipEmbeddedPage ? raw : "\(origin)/\(id)"
         return "Link: \(link)\nRaw: \(raw)\nDownload: \(bytesOrigin)/d/\(id)"
     }
 
     /// The upload behind a link id; an extension after the id (`abc.pdf`) is ignored.
-    func linked(_ raw: String?) throws -> Upload {
+    func linked(_ raw: String?) throws -> PlainUpload {
         guard var id = raw, !id.isEmpty else { throw HTTPErrorResponse(.notFound, "Not found") }
         if let dot = id.firstASCIIIndex(of: ".") { id = String(id[..<dot]) }
-        guard let upload = try store.upload(publicId: id) else { throw HTTPErrorResponse(.notFound, "Not found") }
-        return upload
+        guard let plain = try store.plainUploads.upload(publicId: id) else { throw HTTPErrorResponse(.notFound, "Not found") }
+        return plain
     }
 
     func serve(_ route: RouteRequest, attachment: Bool) throws -> Response {
-        let upload = try linked(route[parameter: "id"])
-        return StoredContent.response(upload, store: store, request: route.request,
-                                      disposition: attachment || upload.forceDownload ? .attachment : .inline,
+        let plain = try linked(route[parameter: "id"])
+        return StoredContent.response(plain.upload, store: store, request: route.request,
+                                      disposition: attachment || plain.attributes.forceDownload ? .attachment : .inline,
                                       cacheControl: "public, max-age=300")
     }
 
     func page(_ route: RouteRequest) throws -> Response {
-        let upload = try linked(route[parameter: "id"])
+        let plain = try linked(route[parameter: "id"])
+        let upload = plain.upload
         let publicId = upload.publicId ?? upload.id
         // Relative unless the bytes live on a separate content origin.
         let bytesOrigin = context.configuration.contentOrigin ?? ""
-        if upload.skipEmbeddedPage {
+        if plain.attributes.skipEmbeddedPage {
             var response = Response(status: HTTPStatus(code: 302, reason: "Found"))
             response.headers.set("Location", "\(bytesOrigin)/s/\(publicId)")
             return response

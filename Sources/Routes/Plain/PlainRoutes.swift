@@ -103,7 +103,7 @@ struct PlainRoutes: DialectRoutes {
         let options = SecondaryPasswordOptions(folderScopeId: scope, canList: FormFlag.isTrue(fields["canListFiles"]),
                                                canEdit: FormFlag.isTrue(fields["canEditFiles"]))
         let (record, password) = try context.passwordHashing.run {
-            try store.createSecondaryPassword(username: user.username, label: label, options: options,
+            try store.accounts.createSecondaryPassword(username: user.username, label: label, options: options,
                                               hasher: context.passwordHasher)
         }
         return JSONResponse.make([

@@ -18,7 +18,7 @@ let router: Router = {
     configuration.credentialCacheLifetime = 0
     let context = ServerContext(store: store, configuration: configuration, logger: logger,
                                 cookieSigningKey: Array(repeating: 1, count: 32), passwordHasher: Scrypt(costLog2: 4))
-    _ = try? store.createClient(key: "app", scopes: ["upload", "download", "publish"])
+    _ = try? store.clients.create(key: "app", scopes: ["upload", "download", "publish"])
     return try! context.makeRouter()
 }()
 

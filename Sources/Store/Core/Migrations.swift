@@ -183,6 +183,87 @@ enum Migrations {
                 t.add(column: "assembling_by", .text)
             }
         }
+        // Dialect attributes move out of the shared tables: the plain dialect's
+        // folder and link flags into a side table of its own, a session's
+        // folder into its options. The core tables keep only what every
+        // dialect shares.
+        migrator.registerMigration("v6-plain-side-table") { db in
+            try db.create(table: "minihost_plain_uploads") { t in
+                t.primaryKey("upload_id", .text).references("minihost_uploads", onDelete: .cascade)
+                t.column("folder_id", .integer).references("minihost_folders", onDelete: .setNull)
+                t.column("force_download", .boolean).notNull().defaults(to: false)
+                t.column("skip_embedded_page", .boolean).notNull().defaults(to: false)
+            }
+            try db.execute(sql: """
+                INSERT INTO minihost_plain_uploads (upload_id, folder_id, force_download, skip_embedded_page)
+                SELECT id, folder_id, force_download, skip_embedded_page FROM minihost_uploads WHERE owner_kind = 'user'
+                """)
+            // SQLite can't drop a column with a foreign key: rebuild the table
+            // (foreign keys are off while a GRDB migration runs, and checked after).
+            try db.execute(sql: """
+                CREATE TABLE minihost_uploads_v6 (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    owner_kind TEXT NOT NULL,
+                    owner_id TEXT NOT NULL,
+                    file_name TEXT NOT NULL,
+                    content_type TEXT NOT NULL,
+                    size INTEGER NOT NULL,
+                    sha256 TEXT NOT NULL,
+                    blob TEXT,
+                    state TEXT NOT NULL CHECK (state IN ('receiving', 'ready', 'purged')),
+                    created_at DATETIME NOT NULL,
+                    finished_at DATETIME,
+                    purged_at DATETIME,
+                    app_payload TEXT,
+                    app_handled_at DATETIME,
+                    expires_at DATETIME,
+                    max_downloads INTEGER,
+                    download_count INTEGER NOT NULL DEFAULT 0,
+                    password_hash TEXT,
+                    public_id TEXT UNIQUE,
+                    client_key TEXT GENERATED ALWAYS AS (CASE WHEN owner_kind = 'api_client' THEN owner_id END) VIRTUAL
+                );
+                INSERT INTO minihost_uploads_v6 (id, owner_kind, owner_id, file_name, content_type, size, sha256, blob, state,
+                    created_at, finished_at, purged_at, app_payload, app_handled_at, expires_at, max_downloads, download_count,
+                    password_hash, public_id)
+                SELECT id, owner_kind, owner_id, file_name, content_type, size, sha256, blob, state, created_at, finished_at,
+                    purged_at, app_payload, app_handled_at, expires_at, max_downloads, download_count, password_hash, public_id
+                FROM minihost_uploads;
+                DROP TABLE minihost_uploads;
+                ALTER TABLE minihost_uploads_v6 RENAME TO minihost_uploads;
+                CREATE INDEX minihost_uploads_owner ON minihost_uploads(owner_kind, owner_id, created_at);
+                CREATE INDEX minihost_uploads_blob ON minihost_uploads(blob);
+                CREATE INDEX minihost_uploads_unhandled ON minihost_uploads(state, app_handled_at, created_at);
+                """)
+            try db.execute(sql: """
+                UPDATE minihost_upload_sessions SET options = json_set(COALESCE(options, '{}'), '$.folderId', folder_id)
+                WHERE folder_id IS NOT NULL;
+                CREATE TABLE minihost_upload_sessions_v6 (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    owner_kind TEXT NOT NULL,
+                    owner_id TEXT NOT NULL,
+                    file_name TEXT NOT NULL,
+                    content_type TEXT NOT NULL,
+                    declared_size INTEGER NOT NULL,
+                    options TEXT,
+                    state TEXT NOT NULL CHECK (state IN ('open', 'assembling', 'completed')),
+                    assembling_since DATETIME,
+                    upload_id TEXT REFERENCES minihost_uploads(id) ON DELETE SET NULL,
+                    created_at DATETIME NOT NULL,
+                    expires_at DATETIME NOT NULL,
+                    chunk_size INTEGER,
+                    assembling_by TEXT
+                );
+                INSERT INTO minihost_upload_sessions_v6 (id, owner_kind, owner_id, file_name, content_type, declared_size,
+                    options, state, assembling_since, upload_id, created_at, expires_at, chunk_size, assembling_by)
+                SELECT id, owner_kind, owner_id, file_name, content_type, declared_size, options, state, assembling_since,
+                    upload_id, created_at, expires_at, chunk_size, assembling_by
+                FROM minihost_upload_sessions;
+                DROP TABLE minihost_upload_sessions;
+                ALTER TABLE minihost_upload_sessions_v6 RENAME TO minihost_upload_sessions;
+                CREATE INDEX minihost_upload_sessions_expiry ON minihost_upload_sessions(expires_at);
+                """)
+        }
         return migrator
     }
 }

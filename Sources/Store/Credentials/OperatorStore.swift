@@ -2,31 +2,34 @@ import Foundation
 import GRDB
 import OpenSSLCrypto
 
-extension MinihostStore {
+/// Operators (the minihost dialect's admins) and their sign-in sessions.
+public struct OperatorStore: Sendable {
+    let db: StoreDatabase
+
     /// Creates or replaces an operator's password.
-    public func setOperator(username: String, password: String, hasher: Scrypt = .recommended) throws {
-        guard Self.isValidName(username) else {
+    public func set(username: String, password: String, hasher: Scrypt = .recommended) throws {
+        guard AccountName.isValid(username) else {
             throw StorageError(.invalid, "username must be 1-64 characters of A-Z a-z 0-9 _ -")
         }
         guard password.utf8.count >= 8 else { throw StorageError(.invalid, "password must have at least 8 characters") }
         let record = Operator(username: username, passwordHash: try hasher.hash(password: password), createdAt: Date())
-        try write { db in
+        try db.write { db in
             try record.save(db)
             // A new password ends every session signed in with the old one.
             try OperatorSession.filter(Column("username") == username).deleteAll(db)
         }
     }
 
-    public func operatorRecord(username: String) throws -> Operator? {
-        try read { try Operator.fetchOne($0, key: username) }
+    public func record(username: String) throws -> Operator? {
+        try db.read { try Operator.fetchOne($0, key: username) }
     }
 
     /// Starts a session and returns its token (stored only hashed).
-    public func createOperatorSession(username: String, lifetime: TimeInterval, now: Date = Date()) throws -> String {
+    public func createSession(username: String, lifetime: TimeInterval, now: Date = Date()) throws -> String {
         let token = try SecureRandom.hex(byteCount: 32)
         let session = OperatorSession(tokenHash: try SHA256Hasher.hexDigest(of: Array(token.utf8)), username: username,
                                       createdAt: now, expiresAt: now.addingTimeInterval(lifetime), revokedAt: nil)
-        try write { db in
+        try db.write { db in
             try OperatorSession.filter(Column("expires_at") < now).deleteAll(db)
             try session.insert(db)
         }
@@ -34,28 +37,32 @@ extension MinihostStore {
     }
 
     /// The operator a live session token belongs to, or nil.
-    public func operatorForSession(token: String, now: Date = Date()) throws -> String? {
+    public func username(forSession token: String, now: Date = Date()) throws -> String? {
         let hash = try SHA256Hasher.hexDigest(of: Array(token.utf8))
-        return try read { db in
+        return try db.read { db in
             guard let session = try OperatorSession.fetchOne(db, key: hash),
                   session.revokedAt == nil, session.expiresAt > now else { return nil }
             return session.username
         }
     }
 
-    public func revokeOperatorSession(token: String, now: Date = Date()) throws {
+    public func revokeSession(token: String, now: Date = Date()) throws {
         let hash = try SHA256Hasher.hexDigest(of: Array(token.utf8))
-        try write { db in
+        try db.write { db in
             if var session = try OperatorSession.fetchOne(db, key: hash) {
                 session.revokedAt = now
                 try session.update(db)
             }
         }
     }
+}
 
-    /// Appends to the audit log.
+/// The audit log: who did what to which upload, and how it ended.
+public struct AuditLog: Sendable {
+    let db: StoreDatabase
+
+    /// Appends one event.
     public func record(_ event: AuditEvent) throws {
-        try write { _ = try event.inserted($0) }
+        try db.write { _ = try event.inserted($0) }
     }
-
 }

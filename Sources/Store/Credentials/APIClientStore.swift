@@ -2,24 +2,28 @@ import Foundation
 import GRDB
 import OpenSSLCrypto
 
-extension MinihostStore {
-    public static let clientScopes = ["upload", "download", "publish"]
+/// API clients of the minihost dialect: `client_key.secret`, with only the
+/// secret's SHA-256 at rest.
+public struct APIClientStore: Sendable {
+    let db: StoreDatabase
+
+    public static let scopes = ["upload", "download", "publish"]
 
     /// Creates an API client and returns its secret, which is shown once and
     /// stored only as a SHA-256 hash.
-    public func createClient(key: String, scopes: [String]) throws -> String {
-        guard Self.isValidName(key) else {
+    public func create(key: String, scopes: [String]) throws -> String {
+        guard AccountName.isValid(key) else {
             throw StorageError(.invalid, "client key must be 1-64 characters of A-Z a-z 0-9 _ -")
         }
-        let unknown = scopes.filter { !Self.clientScopes.contains($0) }
+        let unknown = scopes.filter { !Self.scopes.contains($0) }
         guard unknown.isEmpty, !scopes.isEmpty else {
-            throw StorageError(.invalid, "scopes must be some of \(Self.clientScopes.joined(separator: ",")); got \(scopes.joined(separator: ","))")
+            throw StorageError(.invalid, "scopes must be some of \(Self.scopes.joined(separator: ",")); got \(scopes.joined(separator: ","))")
         }
         let secret = try SecureRandom.hex(byteCount: 32)
         let client = APIClient(clientKey: key, secretHash: try SHA256Hasher.hexDigest(of: Array(secret.utf8)),
-                               scopes: Self.clientScopes.filter(scopes.contains).joined(separator: ","),
+                               scopes: Self.scopes.filter(scopes.contains).joined(separator: ","),
                                active: true, createdAt: Date(), revokedAt: nil)
-        try write { db in
+        try db.write { db in
             guard try APIClient.fetchOne(db, key: key) == nil else {
                 throw StorageError(.invalid, "client \(key) already exists")
             }
@@ -28,13 +32,13 @@ extension MinihostStore {
         return secret
     }
 
-    public func listClients() throws -> [APIClient] {
-        try read { try APIClient.order(Column("client_key")).fetchAll($0) }
+    public func list() throws -> [APIClient] {
+        try db.read { try APIClient.order(Column("client_key")).fetchAll($0) }
     }
 
     /// Deactivates a client; its uploads stay. Returns false for an unknown key.
-    public func revokeClient(key: String) throws -> Bool {
-        try write { db in
+    public func revoke(key: String) throws -> Bool {
+        try db.write { db in
             guard var client = try APIClient.fetchOne(db, key: key) else { return false }
             client.active = false
             client.revokedAt = Date()
@@ -45,9 +49,9 @@ extension MinihostStore {
 
     /// The active client whose secret this is, or nil. Unknown keys, revoked
     /// clients and wrong secrets take the same path and the same time.
-    public func authenticateClient(key: String, secret: String) throws -> APIClient? {
+    public func authenticate(key: String, secret: String) throws -> APIClient? {
         let presented = try SHA256Hasher.hexDigest(of: Array(secret.utf8))
-        let client = try readSingleStatement {
+        let client = try db.readSingleStatement {
             try APIClient.fetchOne($0.cachedStatement(sql: "SELECT * FROM minihost_api_clients WHERE client_key = ?"),
                                    arguments: [key])
         }
@@ -58,9 +62,11 @@ extension MinihostStore {
     }
 
     private static let decoyHash = String(repeating: "0", count: 64)
+}
 
-    /// Names for clients and operators: safe in a credential, a log line and a path segment.
-    static func isValidName(_ name: String) -> Bool {
+/// Names for clients, operators and users: safe in a credential, a log line and a path segment.
+enum AccountName {
+    static func isValid(_ name: String) -> Bool {
         let bytes = Array(name.utf8)
         return (1...64).contains(bytes.count) && bytes.allSatisfy {
             ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 95

@@ -20,6 +20,13 @@ extension MinihostStore {
     /// are copied into a new blob.
     public func finishSession(id: String, owner: Owner, now: Date = Date(),
                               configure: (inout Upload) throws -> Void = { _ in }) throws -> SessionFinish {
+        try finishSession(id: id, owner: owner, now: now, configure: configure, attach: { _, _ in })
+    }
+
+    /// ``finishSession(id:owner:now:configure:)`` that also runs `attach` in
+    /// the transaction recording the upload: a side store's row for it.
+    func finishSession(id: String, owner: Owner, now: Date = Date(), configure: (inout Upload) throws -> Void,
+                       attach: (Database, Upload) throws -> Void) throws -> SessionFinish {
         let claim: FinishClaim = try writeImmediately { db in
             guard let session = try UploadSession.fetchOne(db, key: id), session.owner == owner else {
                 throw StorageError(.notFound, "upload session not found")
@@ -57,7 +64,7 @@ extension MinihostStore {
         }
         var collapsed = false
         do {
-            let upload = try assemble(session, chunks, now: now, collapsed: &collapsed, configure: configure)
+            let upload = try assemble(session, chunks, now: now, collapsed: &collapsed, configure: configure, attach: attach)
             sessionFiles.remove(id)
             removeSessionFolder(id, size: session.declaredSize)
             return .completed(upload)
@@ -112,7 +119,8 @@ extension MinihostStore {
     }
 
     private func assemble(_ session: UploadSession, _ chunks: [UploadSessionChunk], now: Date, collapsed: inout Bool,
-                          configure: (inout Upload) throws -> Void) throws -> Upload {
+                          configure: (inout Upload) throws -> Void,
+                          attach: (Database, Upload) throws -> Void) throws -> Upload {
         // Waits for writes still in progress and stops the running hash.
         let progress = sessionFiles.existingState(for: session.id)?.seal()
         let file = try SessionDataFile(path: sessionDataPath(session.id), chunks: chunks)
@@ -135,13 +143,11 @@ extension MinihostStore {
         }
         #endif
         return try commitUpload(blob, owner: session.owner, fileName: session.fileName, contentType: session.contentType,
-                                now: now, configure: { upload in
-                                    upload.folderId = session.folderId
-                                    try configure(&upload)
-                                }, alsoInTransaction: { db, upload in
+                                now: now, configure: configure, alsoInTransaction: { db, upload in
                                     try UploadSession.filter(Column("id") == session.id).updateAll(
                                         db, Column("state").set(to: "completed"), Column("upload_id").set(to: upload.id))
                                     try UploadSessionChunk.filter(Column("session_id") == session.id).deleteAll(db)
+                                    try attach(db, upload)
                                 })
     }
 

@@ -18,18 +18,22 @@ public struct SecondaryPasswordOptions: Sendable {
     }
 }
 
-extension MinihostStore {
+/// Accounts of the plain dialect: users with a primary password and a quota,
+/// a folder tree each, and secondary passwords scoped to a subtree.
+public struct AccountStore: Sendable {
+    let db: StoreDatabase
+
     /// Creates a user with a root folder.
     public func createUser(username: String, password: String, quotaBytes: Int64? = nil,
                            hasher: Scrypt = .recommended, now: Date = Date()) throws -> User {
-        guard Self.isValidName(username) else {
+        guard AccountName.isValid(username) else {
             throw StorageError(.invalid, "username must be 1-64 characters of A-Z a-z 0-9 _ -")
         }
         guard password.utf8.count >= 8 else { throw StorageError(.invalid, "password must have at least 8 characters") }
         if let quotaBytes, quotaBytes < 0 { throw StorageError(.invalid, "quota must not be negative") }
         let user = User(username: username, passwordHash: try hasher.hash(password: password), quotaBytes: quotaBytes,
                         createdAt: now)
-        try write { db in
+        try db.write { db in
             guard try User.fetchOne(db, key: username) == nil else {
                 throw StorageError(.invalid, "user \(username) already exists")
             }
@@ -41,18 +45,18 @@ extension MinihostStore {
     }
 
     public func listUsers() throws -> [User] {
-        try read { try User.order(Column("username")).fetchAll($0) }
+        try db.read { try User.order(Column("username")).fetchAll($0) }
     }
 
     public func activeSecondaryPasswords(username: String) throws -> [SecondaryPassword] {
-        try read { db in
+        try db.read { db in
             try SecondaryPassword.filter(Column("username") == username && Column("revoked_at") == nil)
                 .order(Column("label")).fetchAll(db)
         }
     }
 
     public func rootFolder(username: String) throws -> Folder {
-        guard let root = try read({ db in
+        guard let root = try db.read({ db in
             try Folder.filter(Column("username") == username && Column("parent_id") == nil).fetchOne(db)
         }) else { throw StorageError(.notFound, "user \(username) not found") }
         return root
@@ -66,7 +70,7 @@ extension MinihostStore {
             throw StorageError(.invalid, "folder names are 1-255 bytes without / or control characters")
         }
         let parent = try parentId ?? rootFolder(username: username).id!
-        return try write { db in
+        return try db.write { db in
             guard let owner = try Folder.fetchOne(db, key: parent), owner.username == username else {
                 throw StorageError(.notFound, "folder \(parent) not found")
             }
@@ -80,7 +84,7 @@ extension MinihostStore {
 
     /// True when `folderId` is `scopeId` or below it, in `username`'s tree.
     public func isFolder(_ folderId: Int64, inside scopeId: Int64, username: String) throws -> Bool {
-        try read { db in
+        try db.read { db in
             try Bool.fetchOne(db, sql: """
                 WITH RECURSIVE ancestors(id, parent_id) AS (
                     SELECT id, parent_id FROM minihost_folders WHERE id = ? AND username = ?
@@ -100,7 +104,7 @@ extension MinihostStore {
         var scope: Int64?
         if case .secondary(_, let secondary) = credential { scope = secondary.folderScopeId }
         let id = try requested ?? scope ?? rootFolder(username: user.username).id!
-        guard let folder = try read({ try Folder.fetchOne($0, key: id) }), folder.username == user.username else {
+        guard let folder = try db.read({ try Folder.fetchOne($0, key: id) }), folder.username == user.username else {
             throw StorageError(.notFound, "folder \(id) not found")
         }
         if let scope, try !isFolder(id, inside: scope, username: user.username) {
@@ -119,7 +123,7 @@ extension MinihostStore {
             throw StorageError(.invalid, "labels are 1-100 bytes without control characters")
         }
         if let scope = options.folderScopeId {
-            guard let folder = try read({ try Folder.fetchOne($0, key: scope) }), folder.username == username else {
+            guard let folder = try db.read({ try Folder.fetchOne($0, key: scope) }), folder.username == username else {
                 throw StorageError(.notFound, "folder \(scope) not found")
             }
         }
@@ -130,7 +134,7 @@ extension MinihostStore {
             passwordHash: try hasher.hash(password: password), folderScopeId: options.folderScopeId,
             canList: options.canList, canEdit: options.canEdit, isApiKey: options.isApiKey,
             createdAt: now, lastUsedAt: nil, revokedAt: nil)
-        try write { db in
+        try db.write { db in
             guard try User.fetchOne(db, key: username) != nil else { throw StorageError(.notFound, "user \(username) not found") }
             do { try record.insert(db) } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
                 throw StorageError(.invalid, "\(username) already has an active secondary password labelled \(cleanLabel)")
@@ -141,7 +145,7 @@ extension MinihostStore {
 
     /// Revokes the active secondary password with this label; false if none.
     public func revokeSecondaryPassword(username: String, label: String, now: Date = Date()) throws -> Bool {
-        try write { db in
+        try db.write { db in
             try SecondaryPassword
                 .filter(Column("username") == username && Column("label") == label && Column("revoked_at") == nil)
                 .updateAll(db, Column("revoked_at").set(to: now)) > 0
@@ -153,9 +157,9 @@ extension MinihostStore {
     /// so unknown users and wrong passwords take similar time.
     public func verifyAccount(username: String, password: String, decoyHash: String,
                               now: Date = Date()) throws -> AccountCredential? {
-        let user = try read { try User.fetchOne($0, key: username) }
+        let user = try db.read { try User.fetchOne($0, key: username) }
         if let lookup = Self.secondaryLookup(password) {
-            let secondary = try read { db in
+            let secondary = try db.read { db in
                 try SecondaryPassword.filter(Column("lookup") == lookup && Column("revoked_at") == nil).fetchOne(db)
             }
             if let secondary, let user, secondary.username == user.username {
@@ -173,11 +177,11 @@ extension MinihostStore {
     /// returned, re-read without scrypt: nil once its password hash has changed,
     /// the user is gone, or the secondary password was revoked.
     public func revalidate(_ verified: VerifiedAccount, now: Date = Date()) throws -> AccountCredential? {
-        guard let user = try read({ try User.fetchOne($0, key: verified.username) }) else { return nil }
+        guard let user = try db.read({ try User.fetchOne($0, key: verified.username) }) else { return nil }
         guard let secondaryId = verified.secondaryId else {
             return user.passwordHash == verified.passwordHash ? .primary(user) : nil
         }
-        let secondary = try read { db in
+        let secondary = try db.read { db in
             try SecondaryPassword.filter(Column("id") == secondaryId && Column("revoked_at") == nil).fetchOne(db)
         }
         guard let secondary, secondary.username == user.username, secondary.passwordHash == verified.passwordHash else {
@@ -188,7 +192,7 @@ extension MinihostStore {
     }
 
     private func markUsed(_ secondary: SecondaryPassword, now: Date) throws {
-        _ = try write { db in
+        _ = try db.write { db in
             try SecondaryPassword.filter(Column("id") == secondary.id!).updateAll(db, Column("last_used_at").set(to: now))
         }
     }

@@ -29,8 +29,18 @@ extension MinihostStore {
     /// With `quotaBytes`, the owner's stored and reserved bytes plus this file
     /// must fit, checked in the same transaction (`quotaExceeded` otherwise).
     public func commitUpload(_ file: CompletedBlob, owner: Owner, fileName: String, contentType: String,
-                             now: Date = Date(), quotaBytes: Int64? = nil, configure: (inout Upload) throws -> Void = { _ in },
-                             alsoInTransaction: (Database, Upload) throws -> Void = { _, _ in }) throws -> Upload {
+                             now: Date = Date(), quotaBytes: Int64? = nil,
+                             configure: (inout Upload) throws -> Void = { _ in }) throws -> Upload {
+        try commitUpload(file, owner: owner, fileName: fileName, contentType: contentType, now: now, quotaBytes: quotaBytes,
+                         configure: configure, alsoInTransaction: { _, _ in })
+    }
+
+    /// ``commitUpload(_:owner:fileName:contentType:now:quotaBytes:configure:)``
+    /// that also runs `alsoInTransaction` in the recording transaction (a
+    /// side store's row, a session's completion).
+    func commitUpload(_ file: CompletedBlob, owner: Owner, fileName: String, contentType: String,
+                      now: Date = Date(), quotaBytes: Int64? = nil, configure: (inout Upload) throws -> Void,
+                      alsoInTransaction: (Database, Upload) throws -> Void) throws -> Upload {
         var upload = Upload(
             id: try SecureRandom.hex(byteCount: 16), ownerKind: owner.kind.rawValue, ownerId: owner.id,
             fileName: fileName, contentType: contentType, size: file.size, sha256: file.sha256,

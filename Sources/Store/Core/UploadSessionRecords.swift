@@ -21,7 +21,6 @@ public struct UploadSession: Codable, FetchableRecord, PersistableRecord, Sendab
     public var fileName: String
     public var contentType: String
     public var declaredSize: Int64
-    public var folderId: Int64?
     /// Dialect flags (JSON object), kept for when the upload is finished.
     public var options: String?
     public var state: State
@@ -42,7 +41,7 @@ public struct UploadSession: Codable, FetchableRecord, PersistableRecord, Sendab
 
     enum CodingKeys: String, CodingKey {
         case id, ownerKind = "owner_kind", ownerId = "owner_id", fileName = "file_name", contentType = "content_type"
-        case declaredSize = "declared_size", folderId = "folder_id", options, state, assemblingSince = "assembling_since"
+        case declaredSize = "declared_size", options, state, assemblingSince = "assembling_since"
         case assemblingBy = "assembling_by"
         case uploadId = "upload_id", createdAt = "created_at", expiresAt = "expires_at", chunkSize = "chunk_size"
     }

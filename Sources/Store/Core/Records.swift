@@ -102,13 +102,8 @@ public struct Upload: Codable, FetchableRecord, PersistableRecord, Sendable, Equ
     public var maxDownloads: Int?
     public var downloadCount: Int
     public var passwordHash: String?
+    /// A short id for public links (plain dialect and later ones).
     public var publicId: String?
-    /// The folder it is filed in (plain dialect); nil elsewhere.
-    public var folderId: Int64?
-    /// Plain dialect: serve the Raw link as an attachment.
-    public var forceDownload = false
-    /// Plain dialect: the Link goes straight to the bytes, not the HTML page.
-    public var skipEmbeddedPage = false
 
     enum CodingKeys: String, CodingKey {
         case id, ownerKind = "owner_kind", ownerId = "owner_id", fileName = "file_name"
@@ -116,7 +111,6 @@ public struct Upload: Codable, FetchableRecord, PersistableRecord, Sendable, Equ
         case finishedAt = "finished_at", purgedAt = "purged_at", appPayload = "app_payload"
         case appHandledAt = "app_handled_at", expiresAt = "expires_at", maxDownloads = "max_downloads"
         case downloadCount = "download_count", passwordHash = "password_hash", publicId = "public_id"
-        case folderId = "folder_id", forceDownload = "force_download", skipEmbeddedPage = "skip_embedded_page"
     }
 
     public var owner: Owner { Owner(kind: Owner.Kind(rawValue: ownerKind), id: ownerId) }
@@ -145,15 +139,12 @@ public struct Upload: Codable, FetchableRecord, PersistableRecord, Sendable, Equ
         downloadCount = row["download_count"]
         passwordHash = row["password_hash"]
         publicId = row["public_id"]
-        folderId = row["folder_id"]
-        forceDownload = row["force_download"]
-        skipEmbeddedPage = row["skip_embedded_page"]
     }
 
     public init(id: String, ownerKind: String, ownerId: String, fileName: String, contentType: String, size: Int64,
                 sha256: String, blob: String?, state: State, createdAt: Date, finishedAt: Date?, purgedAt: Date?,
                 appPayload: String?, appHandledAt: Date?, expiresAt: Date?, maxDownloads: Int?, downloadCount: Int,
-                passwordHash: String?, publicId: String?, folderId: Int64? = nil) {
+                passwordHash: String?, publicId: String?) {
         self.id = id
         self.ownerKind = ownerKind
         self.ownerId = ownerId
@@ -173,7 +164,6 @@ public struct Upload: Codable, FetchableRecord, PersistableRecord, Sendable, Equ
         self.downloadCount = downloadCount
         self.passwordHash = passwordHash
         self.publicId = publicId
-        self.folderId = folderId
     }
 }
 

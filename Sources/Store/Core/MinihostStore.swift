@@ -12,8 +12,7 @@ public final class MinihostStore: Sendable {
     public let directory: DataDirectory
     public let blobs: BlobStore
     public let configuration: StoreConfiguration
-    let database: DatabasePool
-    private let readers: ThreadLocalReaders
+    let db: StoreDatabase
     /// Coordinates chunks written in place (see ``ChunkWriter``).
     let sessionFiles: SessionFileRegistry
     let logger = Logger(label: "minihost.store")
@@ -27,32 +26,28 @@ public final class MinihostStore: Sendable {
         // new folders in the page cache only; later writers would find them
         // and not sync them again. One syncfs at start makes them durable.
         try FileSystem.syncFileSystem(containing: directory.root)
-        var sqlite = Configuration()
-        sqlite.busyMode = .timeout(15)
-        sqlite.label = "minihost"
-        // One process at a time opens a data folder: SQLite refuses to switch a
-        // new database to WAL while another connection holds it (no busy
-        // wait there), and GRDB reads which migrations are applied before
-        // taking the write lock, so two processes opening a new folder at
-        // once (serve and a CLI command, or several workers) would both run v1.
-        let pool = try directory.withExclusiveLock(".open.lock") { () throws -> DatabasePool in
-            try directory.createPrivateDatabaseFile()
-            let pool = try DatabasePool(path: directory.databasePath, configuration: sqlite)
-            // WAL's usual NORMAL may lose the last commits in a power cut; an
-            // acknowledged upload whose row rolled back would then have its
-            // fsync'd blob deleted by gc. FULL syncs the WAL at every commit.
-            // Set on the writer after GRDB opened it: GRDB sets NORMAL when it
-            // turns WAL on, after `prepareDatabase` has run.
-            let synchronous = configuration.synchronousCommits ? "FULL" : "NORMAL"
-            try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = \(synchronous)") }
-            try Migrations.migrator.migrate(pool)
-            return pool
-        }
-        database = pool
-        readers = ThreadLocalReaders(path: directory.databasePath, configuration: sqlite)
+        db = try StoreDatabase(directory: directory, configuration: configuration)
         blobs = BlobStore(directory: directory)
         sessionFiles = SessionFileRegistry(sessionsPath: directory.sessionsPath)
     }
+
+    // The stores beside the core, one per kind of credential or owner, and
+    // one per dialect that keeps attributes of its own. Each is a view over
+    // the same database.
+
+    /// API clients of the minihost dialect (`client_key.secret`).
+    public var clients: APIClientStore { APIClientStore(db: db) }
+    /// Accounts: users, their folders and secondary passwords (plain dialect).
+    public var accounts: AccountStore { AccountStore(db: db) }
+    /// Operators and their sign-in sessions.
+    public var operators: OperatorStore { OperatorStore(db: db) }
+    /// The audit log.
+    public var audit: AuditLog { AuditLog(db: db) }
+    /// The plain dialect's uploads: its attributes beside the core's rows.
+    public var plainUploads: PlainUploadStore { PlainUploadStore(store: self) }
+
+    /// The writer pool, for tests that write rows directly.
+    var database: DatabasePool { db.pool }
 
     #if DEBUG
     /// Tests only: runs while a released blob is about to be unlinked, to
@@ -60,41 +55,10 @@ public final class MinihostStore: Sendable {
     nonisolated(unsafe) static var beforeBlobUnlink: ((String) -> Void)?
     #endif
 
-    /// Reads on the calling thread's own connection (see ``ThreadLocalReaders``).
-    func read<T>(_ body: (Database) throws -> T) throws -> T {
-        try StorageError.translating { try readers.read(body) }
-    }
-
-    /// For hot paths whose body is one SELECT: skips the transaction
-    /// statements, a third of the cost of a small read.
-    func readSingleStatement<T>(_ body: (Database) throws -> T) throws -> T {
-        try StorageError.translating { try readers.readSingleStatement(body) }
-    }
-
-    /// A write in a transaction of GRDB's choice (DEFERRED), for rows that
-    /// touch no blob.
-    func write<T>(_ body: (Database) throws -> T) throws -> T {
-        try StorageError.translating { try database.write(body) }
-    }
-
-    /// Runs `body` in an IMMEDIATE transaction, which takes SQLite's write lock
-    /// across processes (the server and `minihost gc`) before anything is read.
-    /// Blob placement and removal happen inside it, so "referenced?" and
-    /// "delete" can't interleave with another writer.
-    func writeImmediately<T>(_ body: (Database) throws -> T) throws -> T {
-        try StorageError.translating { try immediateTransaction(body) }
-    }
-
-    private func immediateTransaction<T>(_ body: (Database) throws -> T) throws -> T {
-        try database.writeWithoutTransaction { db in
-            var result: T?
-            try db.inTransaction(.immediate) {
-                result = try body(db)
-                return .commit
-            }
-            return result!
-        }
-    }
+    func read<T>(_ body: (Database) throws -> T) throws -> T { try db.read(body) }
+    func readSingleStatement<T>(_ body: (Database) throws -> T) throws -> T { try db.readSingleStatement(body) }
+    func write<T>(_ body: (Database) throws -> T) throws -> T { try db.write(body) }
+    func writeImmediately<T>(_ body: (Database) throws -> T) throws -> T { try db.writeImmediately(body) }
 
     /// Runs `body` in an IMMEDIATE transaction; the blob hashes it adds to
     /// `released` (rows that stopped referencing them) are deleted after the

@@ -8,17 +8,15 @@ public struct SessionRequest: Sendable {
     public var fileName: String
     public var contentType: String
     public var declaredSize: Int64
-    public var folderId: Int64?
     /// Dialect flags to keep until finish (a JSON object as text).
     public var options: String?
 
     public init(owner: Owner, fileName: String, contentType: String = "application/octet-stream", declaredSize: Int64,
-                folderId: Int64? = nil, options: String? = nil) {
+                options: String? = nil) {
         self.owner = owner
         self.fileName = fileName
         self.contentType = contentType
         self.declaredSize = declaredSize
-        self.folderId = folderId
         self.options = options
     }
 }
@@ -34,7 +32,7 @@ extension MinihostStore {
         let session = UploadSession(
             id: try SecureRandom.hex(byteCount: 16), ownerKind: request.owner.kind.rawValue, ownerId: request.owner.id,
             fileName: request.fileName, contentType: request.contentType, declaredSize: request.declaredSize,
-            folderId: request.folderId, options: request.options, state: .open, assemblingSince: nil, uploadId: nil,
+            options: request.options, state: .open, assemblingSince: nil, uploadId: nil,
             createdAt: now, expiresAt: now.addingTimeInterval(lifetime))
         try writeImmediately { db in
             if let quotaBytes {
