@@ -52,6 +52,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Fixtures every dialect's tests use: a temporary store, the whole
+        // router in-process, multipart bodies.
+        .target(
+            name: "MinihostTesting",
+            dependencies: ["Routes", "Store", "HTTPCore", "OpenSSLCrypto", .product(name: "Logging", package: "swift-log")]
+        ),
         .executableTarget(
             name: "minihost",
             dependencies: [
@@ -62,9 +68,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "OpenSSLCryptoTests", dependencies: ["OpenSSLCrypto"]),
+        .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"]),
         .testTarget(name: "StoreTests", dependencies: [
-            "Store", "OpenSSLCrypto", "CLinuxShims", .product(name: "GRDB", package: "GRDB.swift"),
+            "Store", "MinihostTesting", "OpenSSLCrypto", "CLinuxShims", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
-        .testTarget(name: "RoutesTests", dependencies: ["Routes", "Store", "HTTPCore", "OpenSSLCrypto"]),
+        .testTarget(name: "RoutesTests", dependencies: ["Routes", "Store", "HTTPCore", "OpenSSLCrypto", "MinihostTesting"]),
     ]
 )

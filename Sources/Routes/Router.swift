@@ -63,6 +63,7 @@ public final class Router: Sendable {
         }
         var response = dialect.render(ErrorAnswer(status: .methodNotAllowed, message: "Method not allowed"))
         response.headers.set("Allow", allowed.sorted().joined(separator: ", "))
+        for field in dialect.headers { response.headers.set(field.name, field.value) }
         return response
     }
 

@@ -1,4 +1,5 @@
 import HTTPCore
+import MinihostTesting
 import Testing
 @testable import Routes
 

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPCore
 import OpenSSLCrypto
+import MinihostTesting
 import Testing
 @testable import Routes
 @testable import Store

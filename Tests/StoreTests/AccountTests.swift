@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import OpenSSLCrypto
+import MinihostTesting
 import Testing
 @testable import Store
 

@@ -1,5 +1,6 @@
 import Foundation
 import OpenSSLCrypto
+import MinihostTesting
 import Testing
 @testable import Store
 

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import MinihostTesting
 import Testing
 @testable import Store
 

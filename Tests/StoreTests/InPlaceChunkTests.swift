@@ -2,6 +2,7 @@ import CLinuxShims
 import Foundation
 import Glibc
 import OpenSSLCrypto
+import MinihostTesting
 import Testing
 @testable import Store
 

@@ -1,4 +1,5 @@
 import Foundation
+import MinihostTesting
 import Testing
 @testable import Store
 

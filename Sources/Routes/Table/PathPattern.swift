@@ -68,8 +68,9 @@ public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
         }.joined(separator: "/") + "$"
     }
 
-    /// A path this pattern matches, with each parameter filled by `sample`.
-    public func example(_ sample: String = "x") -> String {
+    /// A path this pattern matches, with each parameter filled by `sample`
+    /// (one no route spells as a literal).
+    public func example(_ sample: String = "p4r4m") -> String {
         "/" + segments.map { segment in
             switch segment {
             case .literal(let text): return text

@@ -1,0 +1,51 @@
+import HTTPCore
+import Store
+
+/// Streams a raw request body (tus `PATCH`, S3 `PUT`, skysend chunks) into a
+/// ``FileSink`` (a temporary blob, or a session's chunk writer) through one
+/// fixed buffer, stopping at `maxBytes`. Whatever goes wrong, the sink is
+/// abandoned before the error reaches the caller: nothing half-written is kept.
+public struct RawBodyReceiver {
+    public let maxBytes: Int64
+    public var bufferSize = 256 * 1024
+
+    public init(maxBytes: Int64) {
+        self.maxBytes = maxBytes
+    }
+
+    /// The body in a new temporary blob, finished (fsync'd) and hashed.
+    public func receive(_ request: Request, into store: MinihostStore, tooLarge: @autoclosure () -> HTTPError) throws -> CompletedBlob {
+        let writer = try receive(request, tooLarge: tooLarge()) { try store.blobs.makeWriter() }
+        do {
+            return try writer.finish()
+        } catch {
+            writer.abandon()
+            throw error
+        }
+    }
+
+    /// The body in the sink `makeSink` returns, not yet finished. A declared
+    /// `Content-Length` past the limit is refused before the sink is made.
+    public func receive<Sink: FileSink>(_ request: Request, tooLarge: @autoclosure () -> HTTPError,
+                                        makeSink: () throws -> Sink) throws -> Sink {
+        if let declared = request.contentLength, Int64(declared) > maxBytes { throw tooLarge() }
+        let sink = try makeSink()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 16)
+        defer { buffer.deallocate() }
+        do {
+            while true {
+                let count = try request.body.read(into: buffer)
+                if count == 0 { break }
+                guard sink.size + Int64(count) <= maxBytes else { throw tooLarge() }
+                try sink.write(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+            }
+            if let declared = request.contentLength, Int64(declared) != sink.size {
+                throw RequestBodyError(.truncated, "received \(sink.size) of \(declared) bytes")
+            }
+            return sink
+        } catch {
+            sink.abandon()
+            throw error
+        }
+    }
+}
