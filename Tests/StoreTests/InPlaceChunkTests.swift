@@ -77,14 +77,20 @@ import Testing
         #expect(fixture.temporaryFiles().isEmpty)
     }
 
+    /// Sends `bytes` in slot-sized chunks counted from 1, out of order; returns the session.
+    func sendCountedFromOne(_ store: MinihostStore, _ bytes: [UInt8]) throws -> UploadSession {
+        let session = try open(store, size: bytes.count)
+        for index in [2, 4, 1, 3] {
+            let start = (index - 1) * slot
+            #expect(try send(store, session, index, bytes[start..<min(bytes.count, start + slot)], expected: index == 4 ? nil : slot))
+        }
+        return session
+    }
+
     @Test func chunksCountedFromOneLoseTheEmptyFirstSlot() throws {
         let fixture = try TemporaryStore()
         let bytes = data(3 * slot + 100)
-        let session = try open(fixture.store, size: bytes.count)
-        for index in [2, 4, 1, 3] {
-            let start = (index - 1) * slot
-            #expect(try send(fixture.store, session, index, bytes[start..<min(bytes.count, start + slot)], expected: index == 4 ? nil : slot))
-        }
+        let session = try sendCountedFromOne(fixture.store, bytes)
         let sessionFile = inode(fixture.store.sessionDataPath(session.id))
         try #require(canCollapse(in: fixture.store.sessionFolder(session.id)),
                      "the temporary folder's file system must support FALLOC_FL_COLLAPSE_RANGE (ext4, XFS)")
@@ -98,11 +104,7 @@ import Testing
         // tmpfs has fallocate but not FALLOC_FL_COLLAPSE_RANGE.
         let fixture = try TemporaryStore(parent: "/dev/shm")
         let bytes = data(3 * slot + 100)
-        let session = try open(fixture.store, size: bytes.count)
-        for index in [2, 4, 1, 3] {
-            let start = (index - 1) * slot
-            #expect(try send(fixture.store, session, index, bytes[start..<min(bytes.count, start + slot)], expected: index == 4 ? nil : slot))
-        }
+        let session = try sendCountedFromOne(fixture.store, bytes)
         let sessionFile = inode(fixture.store.sessionDataPath(session.id))
         try #require(!canCollapse(in: fixture.store.sessionFolder(session.id)), "/dev/shm is expected to be tmpfs")
         let upload = try finish(fixture.store, session)

@@ -68,6 +68,13 @@ def plain_user(server):
     return {"username": "alice", "password": "alice primary password"}
 
 
+def finish_and_check(server, form, upload_id, data):
+    done = requests.post(server.url("/api/finishChunkedUploadPlain"), data={**form, "id": upload_id})
+    assert done.status_code == 200, done.text
+    raw = dict(line.split(": ", 1) for line in done.text.splitlines())["Raw"]
+    assert sha256(requests.get(raw).content) == sha256(data)
+
+
 def chunk(server, upload_id, index, data):
     return requests.post(server.url(f"/api/uploadChunkPlain?id={upload_id}&chunk={index}"), files={"file": ("c", data)})
 
@@ -85,10 +92,7 @@ def test_a_chunk_on_a_full_disk_is_507_and_the_session_carries_on(make_server, s
     filler.release()
     assert chunk(server, upload_id, 1, data[1 << 20:2 << 20]).status_code == 200
     assert chunk(server, upload_id, 2, data[2 << 20:]).status_code == 200
-    done = requests.post(server.url("/api/finishChunkedUploadPlain"), data={**form, "id": upload_id})
-    assert done.status_code == 200, done.text
-    raw = dict(line.split(": ", 1) for line in done.text.splitlines())["Raw"]
-    assert sha256(requests.get(raw).content) == sha256(data)
+    finish_and_check(server, form, upload_id, data)
 
 
 def test_finishs_copy_on_a_full_disk_is_507_and_a_later_finish_completes(make_server, small_disk):
@@ -108,10 +112,7 @@ def test_finishs_copy_on_a_full_disk_is_507_and_a_later_finish_completes(make_se
     assert server.db("SELECT state FROM minihost_upload_sessions WHERE id = ?", upload_id) == [("open",)]
     assert server.temp_files() == []
     filler.release()
-    done = requests.post(server.url("/api/finishChunkedUploadPlain"), data={**form, "id": upload_id})
-    assert done.status_code == 200, done.text
-    raw = dict(line.split(": ", 1) for line in done.text.splitlines())["Raw"]
-    assert sha256(requests.get(raw).content) == sha256(data)
+    finish_and_check(server, form, upload_id, data)
 
 
 def test_sqlite_full_is_507_and_changes_nothing(make_server, small_disk):
