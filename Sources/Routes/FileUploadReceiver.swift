@@ -120,6 +120,7 @@ public struct FileUploadReceiver {
         var contentType = "application/octet-stream"
         var fields: [String: String] = [:]
         private var fieldBytes = 0
+        private var storedBytes = 0
         private enum Current { case file, field(String, [UInt8]), ignored }
         private var current = Current.ignored
         private var sawFile = false
@@ -168,7 +169,12 @@ public struct FileUploadReceiver {
 
         func endPart() throws {
             if case .field(let name, let value) = current, fields[name] == nil {
-                fields[name] = String(decoding: value, as: UTF8.self)
+                // Bytes that aren't UTF-8 become U+FFFD, three bytes each: what
+                // is kept counts against the budget, not only what arrived.
+                let text = String(decoding: value, as: UTF8.self)
+                storedBytes += name.utf8.count + text.utf8.count
+                guard storedBytes <= maxFieldBytes else { throw HTTPErrorResponse(.payloadTooLarge, "Form fields too large") }
+                fields[name] = text
             }
             current = .ignored
         }

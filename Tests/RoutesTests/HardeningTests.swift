@@ -291,3 +291,23 @@ final class LockedAnswers: @unchecked Sendable {
         #expect(MediaType(MediaType.sanitize(long)) != nil)
     }
 }
+
+@Suite struct FieldBudgetTests {
+    @Test func fieldsThatAreNotUTF8CountAsTheyAreKept() throws {
+        final class Sink: FileSink {
+            var size: Int64 = 0
+            func write(_ bytes: UnsafeRawBufferPointer) throws { size += Int64(bytes.count) }
+            func abandon() {}
+        }
+        // 400 bytes of 0xFF become 1,200 bytes of U+FFFD: past a 1,000-byte budget.
+        let body = Array("--b\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\n".utf8) + Array(repeating: 0xFF, count: 400)
+            + Array("\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nx\r\n--b--\r\n".utf8)
+        var receiver = FileUploadReceiver(maxBytes: 100)
+        receiver.maxFieldBytes = 1000
+        let request = Request(method: "POST", path: "/", headers: HTTPHeaders([("Content-Type", "multipart/form-data; boundary=b")]),
+                              body: BufferedRequestBody(body))
+        #expect(throws: HTTPErrorResponse.self) {
+            _ = try receiver.receive(request, tooLarge: HTTPErrorResponse(.payloadTooLarge, "too large")) { _, _, _ in Sink() }
+        }
+    }
+}

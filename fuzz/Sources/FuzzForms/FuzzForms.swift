@@ -23,7 +23,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ count: Int) -> Int32 {
     }
     _ = Request(method: "GET", path: "/", queryString: text).query
 
-    if let type = MediaType(text) {
+    // The normalized form may outgrow the length limit (sanitize then stores octet-stream).
+    if let type = MediaType(text), type.description.utf8.count <= 255 {
         require(MediaType(type.description) == type, "media type does not round-trip: \(type.description)")
         require(type.description.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7f }, "non-printable media type")
     }
