@@ -109,6 +109,7 @@ class Minihost:
         self.data = data
         self.base = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, "MINIHOST_RATE_LIMIT": "off", "MINIHOST_MAX_MB": "500", "MINIHOST_LOG_LEVEL": "warning",
+                    "MINIHOST_PUBLIC_INDEX_SECONDS": "1",
                     **(env or {})}
         OUT.mkdir(parents=True, exist_ok=True)
         self.log = open(OUT / "minihost-up.log", "w")
@@ -157,6 +158,23 @@ class Minihost:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         return 0
+
+    def wait_served_by_nginx(self, url, timeout=30):
+        """Until nginx answers `url` from the public tree by itself (checked
+        with the worker frozen a moment: it writes the index nginx reloads)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            pid = self.worker_pid()
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                if requests.get(url, timeout=0.3).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            time.sleep(0.3)
+        raise RuntimeError(f"nginx did not serve {url} itself within {timeout} s")
 
     def stop(self):
         os.kill(self.process.pid, signal.SIGTERM)

@@ -91,6 +91,7 @@ def measure_requests(server, reference, work, seconds, rounds):
                     json.dumps({"upload_id": small_id}), server.base + "/api/minihost/publishing_upload"],
                    check=True, capture_output=True)
     (reference.root / "www" / "static" / "one-kb.bin").write_bytes(small.read_bytes())
+    server.wait_served_by_nginx(f"{server.base}/minihost/cache/{small_id}")
     targets = {
         "health": (server.base + "/api/health", []),
         "download": (f"{server.base}/api/minihost/download?id={small_id}", [server.auth()]),

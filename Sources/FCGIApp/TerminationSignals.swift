@@ -26,4 +26,17 @@ public enum TerminationSignals {
         while sigwait(&set, &received) != 0 {}
         return received
     }
+
+    /// Waits at most `timeout` seconds for one of `signals`; nil if none came.
+    public static func wait(for signals: [Int32], timeout: Double) -> Int32? {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for signal in signals { sigaddset(&set, signal) }
+        var limit = timespec(tv_sec: Int(timeout), tv_nsec: Int((timeout - timeout.rounded(.down)) * 1e9))
+        while true {
+            let received = sigtimedwait(&set, nil, &limit)
+            if received >= 0 { return received }
+            if errno != EINTR { return nil }  // EAGAIN: the time is up
+        }
+    }
 }

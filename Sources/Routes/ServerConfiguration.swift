@@ -49,6 +49,10 @@ public struct ServerConfiguration: Sendable {
     public var storeConfiguration = StoreConfiguration()
     /// How long an operator session lasts (`MINIHOST_OPERATOR_SESSION_HOURS`, default 12).
     public var operatorSessionLifetime: TimeInterval
+    /// How often a worker looks whether nginx's index of public files needs
+    /// rewriting (`MINIHOST_PUBLIC_INDEX_SECONDS`, default 10). Each new index
+    /// costs an nginx reload; until it lands a worker serves new public files.
+    public var publicIndexInterval: TimeInterval = 10
     public var version: String
 
     public init(maxUploadBytes: Int64 = Int64(defaultMaxMB) << 20, extraCORSOrigins: [String] = [],
@@ -124,6 +128,9 @@ public struct ServerConfiguration: Sendable {
         }
         if let count = reader.number("MINIHOST_PASSWORD_QUEUE", in: 0...4096, whole: true, fallback: "16") {
             configuration.passwordQueue = Int(count)
+        }
+        if let seconds = reader.number("MINIHOST_PUBLIC_INDEX_SECONDS", in: 0.1...3600, fallback: "10") {
+            configuration.publicIndexInterval = seconds
         }
         return (configuration, reader.warnings)
     }

@@ -87,7 +87,7 @@ struct GC: ParsableCommand {
     func run() throws {
         let store = try dataOptions.openStore()
         let report = try store.collectGarbage(temporaryFileAge: temporaryAge)
-        print("removed \(report.temporaryFilesRemoved) temporary file(s), \(report.sessionsExpired) expired upload session(s), \(report.blobsRemoved) unreferenced blob(s), freed \(report.bytesFreed) bytes")
+        print("removed \(report.temporaryFilesRemoved) temporary file(s), \(report.sessionsExpired) expired upload session(s), \(report.blobsRemoved) unreferenced blob(s), freed \(report.bytesFreed) bytes, repaired \(report.publicLinksRepaired) public link(s)")
     }
 }
 

@@ -12,6 +12,8 @@ struct NginxConfig: ParsableCommand {
     @Option(help: "TLS key path.") var sslCertificateKey: String = "/etc/letsencrypt/live/files.example.com/privkey.pem"
     @Option(help: "The workers' socket, as systemd creates it.") var socket: String = "/run/minihost/minihost.sock"
     @Option(help: "The data folder's blob directory.") var blobRoot: String = "/var/lib/minihost/blobs"
+    @Option(help: "The data folder's public tree (links nginx serves public files from, and its index).")
+    var publicRoot: String = "/var/lib/minihost/public"
     @Option(help: "Largest upload in MB (match MINIHOST_MAX_MB).") var maxMb: Int = 50
     @Option(help: "Largest chunk in MB (match MINIHOST_MAX_CHUNK_MB).") var maxChunkMb: Int = 100
     @Option(help: "HTTP listen address.") var httpListen: String = "80"
@@ -36,7 +38,7 @@ struct NginxConfig: ParsableCommand {
                                        httpListen: httpListen, httpsListen: httpsListen, ipv6: httpListen == "80",
                                        serverName: serverName, sslCertificate: sslCertificate,
                                        sslCertificateKey: sslCertificateKey, upstream: "unix:" + socket,
-                                       blobRoot: blobRoot, rateLimit: true)
+                                       blobRoot: blobRoot, publicRoot: publicRoot, rateLimit: true)
         site.contentServerName = contentServerName
         site.contentSslCertificate = contentSslCertificate ?? sslCertificate
         site.contentSslCertificateKey = contentSslCertificateKey ?? sslCertificateKey

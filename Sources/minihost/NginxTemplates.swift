@@ -52,6 +52,8 @@ struct NginxTemplates {
         var sslCertificateKey = ""
         var upstream: String
         var blobRoot: String
+        /// The data folder's `public` tree and nginx's index of it.
+        var publicRoot: String
         var rateLimit: Bool
         /// The content origin's server block (`MINIHOST_CONTENT_ORIGIN`), if any.
         var contentServerName: String?
@@ -67,7 +69,7 @@ struct NginxTemplates {
             var values: [String: Any] = [
                 "mode": mode, "tls": tls, "http_listen": httpListen, "https_listen": httpsListen, "ipv6": ipv6,
                 "server_name": serverName, "ssl_certificate": sslCertificate, "ssl_certificate_key": sslCertificateKey,
-                "upstream": upstream, "blob_root": blobRoot, "rate_limit": rateLimit,
+                "upstream": upstream, "blob_root": blobRoot, "public_root": publicRoot, "rate_limit": rateLimit,
                 "content": contentServerName != nil, "content_server_name": contentServerName ?? "",
                 "content_listen": contentListen, "content_ssl_certificate": contentSslCertificate,
                 "content_ssl_certificate_key": contentSslCertificateKey,

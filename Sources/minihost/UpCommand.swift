@@ -3,6 +3,7 @@ import FCGIApp
 import Foundation
 import Glibc
 import Logging
+import OpenSSLCrypto
 import Routes
 import Store
 
@@ -44,8 +45,17 @@ struct Up: ParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let (limits, warnings) = ServerConfiguration.fromEnvironment(environment)
         for warning in warnings { logger.warning("\(warning)") }
-        // Migrates the schema once, before any worker opens it.
-        let hasClients = try !MinihostStore(directory: data, configuration: limits.storeConfiguration).clients.list().isEmpty
+        // Migrates the schema once, before any worker opens it, and puts the
+        // public tree right before nginx serves from it.
+        let store = try MinihostStore(directory: data, configuration: limits.storeConfiguration)
+        let hasClients = try !store.clients.list().isEmpty
+        try store.reconcilePublicTree()
+        // nginx starts with a current index, so a start costs no reload (a
+        // reload closes idle keep-alive connections). This context never
+        // checks a password: a cheap hasher spares the decoy hash's 0.3 s.
+        let context = ServerContext(store: store, configuration: limits, logger: logger,
+                                    cookieSigningKey: try data.loadOrCreateSecretKey(), passwordHasher: Scrypt(costLog2: 4))
+        try PublicIndex(context: context).refresh()
         let prefix = data.root + "/nginx"
         let runFolder = data.root + "/run"
         for folder in [prefix, runFolder] { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
@@ -54,6 +64,8 @@ struct Up: ParsableCommand {
         let mainConfig = try writeNginxConfig(prefix: prefix, data: data, socketPath: socketPath, limits: limits,
                                               rateLimit: rateLimit)
 
+        // Seen before any worker can write a new one.
+        var publicIndex = PublicIndexWatch(tree: PublicTree(directory: data))
         // Block the stop signals before any thread or child exists.
         TerminationSignals.block(TerminationSignals.stopSignals + [SIGCHLD])
         let socket = try ListeningSocket(.unixSocket(path: socketPath, mode: 0o666))
@@ -83,8 +95,17 @@ struct Up: ParsableCommand {
         fflush(nil)  // flush stdout before blocking in sigwait
 
         var failed = false
+        var nextIndexCheck = Date()
         loop: while true {
-            let signal = TerminationSignals.wait(for: TerminationSignals.stopSignals + [SIGCHLD])
+            // Each second: a new public index means nginx must reload to serve it.
+            // Timed apart from the wait: SIGCHLD (a worker stopped or resumed) may come more often.
+            let signal = TerminationSignals.wait(for: TerminationSignals.stopSignals + [SIGCHLD],
+                                                 timeout: max(0.01, nextIndexCheck.timeIntervalSinceNow))
+            if nextIndexCheck.timeIntervalSinceNow <= 0 {
+                nextIndexCheck = Date().addingTimeInterval(1)
+                publicIndex.reloadIfChanged(nginxProcess, pidFile: prefix + "/nginx.pid", logger: logger)
+            }
+            guard let signal else { continue }
             guard signal == SIGCHLD else {
                 logger.info("stopping", metadata: ["signal": "\(signal)"])
                 break
@@ -116,7 +137,7 @@ struct Up: ParsableCommand {
         let templates = try NginxTemplates.locate()
         var site = NginxTemplates.Site(mode: "local, rendered by minihost up", tls: false, httpListen: "127.0.0.1:\(port)",
                                        serverName: "localhost", upstream: "unix:" + socketPath,
-                                       blobRoot: data.blobsPath, rateLimit: rateLimit)
+                                       blobRoot: data.blobsPath, publicRoot: data.publicPath, rateLimit: rateLimit)
         if let origin = limits.contentOrigin {
             guard let components = URLComponents(string: origin), let host = components.host else {
                 throw CommandFailure("MINIHOST_CONTENT_ORIGIN=\(origin) is not an origin")
@@ -141,5 +162,30 @@ struct Up: ParsableCommand {
         let mainConfig = prefix + "/nginx.conf"
         try templates.render("nginx-local.conf", main).write(toFile: mainConfig, atomically: true, encoding: .utf8)
         return mainConfig
+    }
+}
+
+/// Tells when the workers installed a new index of public files (its stamp
+/// file changed), which nginx reads only when it (re)loads its configuration.
+struct PublicIndexWatch {
+    let tree: PublicTree
+    private var seen: String?
+
+    init(tree: PublicTree) {
+        self.tree = tree
+        seen = tree.installedIndexStamp()
+    }
+
+    /// Sends nginx SIGHUP if the index changed since last seen, once its pid
+    /// file says it is ready for one (before, SIGHUP would end it).
+    mutating func reloadIfChanged(_ nginx: ChildProcess, pidFile: String, logger: Logger) {
+        let pid = (try? String(contentsOfFile: pidFile, encoding: .utf8))
+            .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        guard pid == nginx.pid else { return }
+        let stamp = tree.installedIndexStamp()
+        guard let stamp, stamp != seen else { return }
+        seen = stamp
+        logger.info("reloading nginx for a new public index")
+        nginx.signal(SIGHUP)
     }
 }

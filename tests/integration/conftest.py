@@ -151,6 +151,9 @@ class Server:
         raise AssertionError(f"server did not answer within {timeout} s:\n{self.output()}")
 
     def stop(self, timeout=20) -> int:
+        if self.log.closed:
+            # Stopped already; the data folder's pid files may be a newer server's now.
+            return self.process.returncode
         if self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGTERM)
             try:

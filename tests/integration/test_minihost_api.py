@@ -366,7 +366,7 @@ def test_operator_login_download_and_purge_unhandled(server):
 def test_options_preflight_and_cors_on_every_api_route(make_server):
     server = make_server({"MINIHOST_CORS_ORIGINS": "https://app.example"})
     routes = ["/api/minihost/upload", "/api/minihost/download", "/api/minihost/upload_follow_up",
-              "/api/minihost/publishing_upload", "/api/minihost/cache/abc", "/api/minihost/admin-login",
+              "/api/minihost/publishing_upload", "/api/minihost/cache/" + "0" * 32, "/api/minihost/admin-login",
               "/api/minihost/admin-logout", "/api/minihost/admin-download", "/api/minihost/admin-purge-unhandled",
               "/api/health"]
     for route in routes:

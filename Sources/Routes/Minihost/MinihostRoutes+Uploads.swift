@@ -112,7 +112,7 @@ extension MinihostRoutes {
             throw HTTPErrorResponse(.notFound, "Not found")
         }
         return StoredContent.response(upload, store: store, request: route.request, disposition: .inline,
-                                      cacheControl: "public, max-age=31536000, immutable")
+                                      cacheControl: Self.cacheControl)
     }
 }
 

@@ -14,6 +14,12 @@ struct MinihostRoutes: DialectRoutes {
     var store: MinihostStore { context.store }
     var configuration: ServerConfiguration { context.configuration }
 
+    /// Upload ids: 128 random bits in lowercase hex.
+    static let uploadId = ParameterConstraint.characters("0123456789abcdef", count: 32...32, regexClass: "0-9a-f",
+                                                         example: "0123456789abcdef0123456789abcdef")
+    /// Public cache URLs never change what they answer.
+    static let cacheControl = "public, max-age=31536000, immutable"
+
     static func register(in table: inout RouteTable, configuration: ServerConfiguration) {
         let maxMB = configuration.maxUploadMB
         table.group(.json, prefix: "/api/minihost") { api in
@@ -35,10 +41,12 @@ struct MinihostRoutes: DialectRoutes {
                 try Self($0.server).adminPurgeUnhandled($0)
             }
         }
-        // Public cache URLs: no credentials, no rate limit, also on the content origin.
+        // Public cache URLs: no credentials, no rate limit, also on the content
+        // origin; nginx answers them itself from the public tree.
         table.group(.json, limit: .none) { cache in
             for prefix in ["/minihost/cache", "/api/minihost/cache"] {
-                cache.add("GET", prefix + "/:id", onContentOrigin: true) { try Self($0.server).cached($0) }
+                cache.add("GET", prefix + "/:id", constraints: ["id": uploadId], onContentOrigin: true,
+                          publicFile: PublicFile(tree: .cache, cacheControl: cacheControl)) { try Self($0.server).cached($0) }
             }
         }
         table.group(.json, prefix: "/minihost/dashboard", auth: .operatorSession) { dashboard in

@@ -11,14 +11,19 @@ extension PlainRoutes {
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-", count: 16...16, extension: true,
         regexClass: "A-Za-z0-9_-", example: "AbCdEfGhIjKlMnOp")
 
-    /// Public links: no credentials, no rate limit; the bytes also on the content origin.
+    /// A link's bytes may be cached a while; a purge reaches caches within it.
+    static let cacheControl = "public, max-age=300"
+
+    /// Public links: no credentials, no rate limit; the bytes also on the
+    /// content origin, answered by nginx itself from the public tree.
     static func registerLinks(in table: inout RouteTable) {
         table.group(.json, limit: .none) { links in
             let constraints = ["id": linkId]
-            links.add("GET", "/s/:id", constraints: constraints, onContentOrigin: true) {
+            let file = PublicFile(tree: .links, cacheControl: cacheControl)
+            links.add("GET", "/s/:id", constraints: constraints, onContentOrigin: true, publicFile: file) {
                 try Self($0.server).serve($0, attachment: false)
             }
-            links.add("GET", "/d/:id", constraints: constraints, onContentOrigin: true) {
+            links.add("GET", "/d/:id", constraints: constraints, onContentOrigin: true, publicFile: file) {
                 try Self($0.server).serve($0, attachment: true)
             }
             links.add("GET", "/:id", constraints: constraints) { try Self($0.server).page($0) }
@@ -54,7 +59,7 @@ extension PlainRoutes {
         let plain = try linked(route[parameter: "id"])
         return StoredContent.response(plain.upload, store: store, request: route.request,
                                       disposition: attachment || plain.attributes.forceDownload ? .attachment : .inline,
-                                      cacheControl: "public, max-age=300")
+                                      cacheControl: Self.cacheControl)
     }
 
     func page(_ route: RouteRequest) throws -> Response {

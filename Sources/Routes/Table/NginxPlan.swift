@@ -31,6 +31,8 @@ public struct NginxPlan {
         }
         public var connections: Int? { limited.compactMap(\.limit.connections).min() }
         public var dialect: Dialect { routes[0].dialect }
+        /// The route nginx may answer from the public tree, if one is here.
+        public var publicRoute: Route? { routes.first { $0.publicFile != nil } }
     }
 
     /// A named location answering one of nginx's own refusals in a dialect.
@@ -49,6 +51,8 @@ public struct NginxPlan {
     public let errorTargets: [String: [(status: Int, page: String)]]
     /// Zones with their rates.
     public let zoneRates: [(zone: String, rate: String)]
+    /// The maps nginx answers public files with.
+    public let publicLayout: PublicIndexLayout
 
     public init(table: RouteTable) throws {
         var byPath: [String: [Route]] = [:]
@@ -84,6 +88,7 @@ public struct NginxPlan {
         }
         errorPages = pages.keys.sorted { $0.name < $1.name }
         errorTargets = targets
+        publicLayout = PublicIndexLayout(table: table)
         try checkMatching()
     }
 
@@ -171,6 +176,7 @@ public struct NginxPlan {
             "locations": locations.map { location -> [String: Any] in
                 [
                     "id": location.id, "matcher": location.matcher, "name": location.routes.map(\.name).joined(separator: ", "),
+                    "public": publicValues(location, contentOrigin: false),
                     "max_body": String(location.maxBody), "streamed": location.streamed, "large_body": location.largeBody,
                     "body_timeout": location.bodyTimeout, "sse": location.streamsResponse,
                     "limits": location.zones.map { ["zone": $0.zone, "burst": $0.burst] },
@@ -179,13 +185,48 @@ public struct NginxPlan {
                 ]
             },
             "content_locations": locations.filter { $0.routes.contains(where: \.onContentOrigin) }.map { location in
-                ["matcher": location.matcher, "name": location.routes.filter(\.onContentOrigin).map(\.name).joined(separator: ", "),
+                ["id": location.id, "matcher": location.matcher, "max_body": String(location.maxBody),
+                 "name": location.routes.filter(\.onContentOrigin).map(\.name).joined(separator: ", "),
+                 "public": publicValues(location, contentOrigin: true),
                  "errors": errorTargets[location.id, default: []].map { ["status": $0.status, "page": $0.page] }] as [String: Any]
+            },
+            "public_trees": publicLayout.trees.map { tree -> [String: Any] in
+                [
+                    "tree": tree.kind.rawValue, "key_variable": tree.keyVariable, "keys_file": tree.keysFile,
+                    "parameters_variable": tree.parametersVariable, "parameters_file": tree.parametersFile,
+                    "codes_variable": tree.codesVariable, "codes_file": tree.codesFile,
+                    "slots": tree.slots.indices.map { index in
+                        ["variable": tree.dispositionVariable(index), "name": "\(tree.slots[index].route.name) on the \(tree.slots[index].origin) origin",
+                         "inline_key": "~^.{\(index)}i", "attachment_key": "~^.{\(index)}a"]
+                    },
+                ]
             },
             "error_pages": errorPages.map {
                 ["name": $0.name, "status": $0.status, "content_type": $0.contentType, "body": $0.body, "retry_after": $0.retryAfter]
             },
         ]
+    }
+}
+
+extension NginxPlan {
+    /// nginx's variable for the id a public location captures.
+    static let publicIdVariable = "minihost_public_id"
+
+    /// For a location nginx may answer from the public tree: the capturing
+    /// matcher, the tree, and the variables its headers come from. Empty
+    /// (no section) for other locations.
+    func publicValues(_ location: Location, contentOrigin: Bool) -> [[String: Any]] {
+        guard let route = location.publicRoute, let publicFile = route.publicFile,
+              let (parameter, _) = route.publicIdParameter,
+              let tree = publicLayout.trees.first(where: { $0.kind == publicFile.tree }),
+              let slot = tree.slotIndex(of: route, contentOrigin: contentOrigin) else { return [] }
+        let regex = route.path.nginxRegex(capturing: (parameter, Self.publicIdVariable))
+        return [[
+            "matcher": "~ \"\(regex)\"", "tree": tree.kind.rawValue, "id_variable": Self.publicIdVariable,
+            "key_variable": tree.keyVariable, "types_file": tree.typesFile, "parameters_variable": tree.parametersVariable,
+            "disposition_variable": tree.dispositionVariable(slot), "cache_control": publicFile.cacheControl,
+            "suffix": contentOrigin ? "_content" : "",
+        ]]
     }
 }
 

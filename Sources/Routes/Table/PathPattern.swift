@@ -58,14 +58,29 @@ public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The anchored regular expression nginx matches this path with.
-    public var nginxRegex: String {
+    public var nginxRegex: String { nginxRegex(capturing: nil) }
+
+    /// The same, with parameter `capture.parameter` captured as nginx variable `capture.variable`.
+    func nginxRegex(capturing capture: (parameter: String, variable: String)?) -> String {
         "^/" + segments.map { segment in
             switch segment {
             case .literal(let text): return Self.escape(text)
-            case .parameter(_, let constraint): return constraint.regex
+            case .parameter(let name, let constraint):
+                return name == capture?.parameter ? constraint.capturingRegex(capture!.variable) : constraint.regex
             case .catchAll: return ".+"
             }
         }.joined(separator: "/") + "$"
+    }
+
+    /// The path with each parameter replaced by its value in `values` (for
+    /// requests a server makes to its own routes).
+    func path(with values: [String: String]) -> String {
+        "/" + segments.map { segment in
+            switch segment {
+            case .literal(let text): return text
+            case .parameter(let name, _), .catchAll(let name): return values[name] ?? ""
+            }
+        }.joined(separator: "/")
     }
 
     /// A path this pattern matches, with each parameter filled by `sample`
@@ -94,7 +109,9 @@ public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
 /// written into the nginx location, so neither sees a path the other refuses.
 public struct ParameterConstraint: Sendable, Hashable {
     /// The segment as nginx matches it (no anchors, no `/`).
-    public let regex: String
+    public var regex: String { bodyRegex + (allowsExtension ? Self.extensionRegex : "") }
+    /// The part before an optional extension.
+    let bodyRegex: String
     /// A segment that satisfies it, for tests and config checks.
     public let example: String?
     let allowedBytes: ByteSet?
@@ -103,16 +120,28 @@ public struct ParameterConstraint: Sendable, Hashable {
     let allowsExtension: Bool
 
     /// Any non-empty segment.
-    public static let anySegment = ParameterConstraint(regex: "[^/]+", example: nil, allowedBytes: nil,
+    public static let anySegment = ParameterConstraint(bodyRegex: "[^/]+", example: nil, allowedBytes: nil,
                                                        lengths: 1...Int.max, allowsExtension: false)
+
+    static let extensionRegex = "(?:\\.[A-Za-z0-9]{1,16})?"
+
+    /// `regex` with the part before the extension captured as nginx variable `name`.
+    func capturingRegex(_ name: String) -> String {
+        "(?<\(name)>\(bodyRegex))" + (allowsExtension ? Self.extensionRegex : "")
+    }
+
+    /// Only characters and lengths ``PublicTree`` names its links with.
+    var isPublicTreeName: Bool {
+        guard let allowedBytes, lengths.upperBound <= 64 else { return false }
+        return (0..<128).allSatisfy { byte in !allowedBytes.contains(UInt8(byte)) || ByteSet.publicTreeName.contains(UInt8(byte)) }
+    }
 
     /// `count...count` characters from `characters`, optionally followed by an extension.
     public static func characters(_ characters: String, count: ClosedRange<Int>, extension allowsExtension: Bool = false,
                                   regexClass: String, example: String) -> ParameterConstraint {
         let quantity = count.lowerBound == count.upperBound ? "{\(count.lowerBound)}" : "{\(count.lowerBound),\(count.upperBound)}"
-        let regex = "[\(regexClass)]\(quantity)" + (allowsExtension ? "(?:\\.[A-Za-z0-9]{1,16})?" : "")
-        return ParameterConstraint(regex: regex, example: example, allowedBytes: ByteSet(characters), lengths: count,
-                                   allowsExtension: allowsExtension)
+        return ParameterConstraint(bodyRegex: "[\(regexClass)]\(quantity)", example: example, allowedBytes: ByteSet(characters),
+                                   lengths: count, allowsExtension: allowsExtension)
     }
 
     func matches(_ segment: Substring) -> Bool {
@@ -147,6 +176,7 @@ struct ByteSet: Sendable, Hashable {
     }
 
     static let alphanumerics = ByteSet("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+    static let publicTreeName = ByteSet("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
     static func == (lhs: ByteSet, rhs: ByteSet) -> Bool { lhs.bits == rhs.bits }
     func hash(into hasher: inout Hasher) { hasher.combine(bits.0); hasher.combine(bits.1) }

@@ -1,4 +1,5 @@
 import HTTPCore
+import Store
 
 /// What one route is, declared once: this drives the router, the auth check,
 /// the body handling, the error format, and the nginx `location` that fronts
@@ -14,6 +15,8 @@ public struct Route: Sendable {
     public let streamsResponse: Bool
     /// Also answered on the content origin (routes that serve stored bytes).
     public let onContentOrigin: Bool
+    /// Set when nginx may answer the route itself from the public tree.
+    public let publicFile: PublicFile?
     let handler: RouteHandler
 
     /// `GET /api/health` (for messages and conflicts).
@@ -21,6 +24,26 @@ public struct Route: Sendable {
 
     /// The body size nginx lets through for this route.
     public var nginxBodyLimit: Int64 { body.nginxLimit }
+}
+
+/// A route whose answer is a public file: nginx serves it straight from the
+/// ``PublicTree`` (no worker, no database) when the tree holds a link for
+/// the id in the path and nginx's index (``PublicIndex``) holds the headers
+/// the route answers with; otherwise the route's handler answers as usual.
+///
+/// The route must be a `GET` with one constrained parameter (the id), no
+/// authentication, no body and no rate limit, and for an id its handler
+/// must answer the same headers for as long as the link exists (re-linking
+/// is how a changed answer reaches the index). Its handler answers with
+/// `cacheControl`; an answer that doesn't is left to the worker.
+public struct PublicFile: Sendable {
+    public let tree: PublicTree.Kind
+    public let cacheControl: String
+
+    public init(tree: PublicTree.Kind, cacheControl: String) {
+        self.tree = tree
+        self.cacheControl = cacheControl
+    }
 }
 
 /// A handler gets the request with its parameters, its parsed body and the
@@ -137,6 +160,13 @@ public struct RouteTable: Sendable {
     /// Refuses two routes no precedence rule tells apart (the same method,
     /// and the same segments with parameters in the same places), naming both.
     public func validated() throws -> RouteTable {
+        for route in routes where route.publicFile != nil {
+            guard route.method == "GET", route.auth.check == nil, route.body.kind == .none, route.limit.isNone,
+                  route.publicIdParameter != nil else {
+                throw RouteDeclarationError("\(route.name) serves a public file: it must be a GET with one constrained "
+                                            + "parameter, no authentication, no body and no rate limit")
+            }
+        }
         for (index, route) in routes.enumerated() {
             for other in routes[(index + 1)...] where other.method == route.method && other.path.sameShape(as: route.path) {
                 throw RouteConflict(first: route.name, second: other.name)
@@ -151,6 +181,26 @@ public struct RouteConflict: Error, CustomStringConvertible {
     public let first: String
     public let second: String
     public var description: String { "routes \(first) and \(second) could answer the same request" }
+}
+
+/// A route declared in a way the table can't serve.
+public struct RouteDeclarationError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension Route {
+    /// For a ``PublicFile`` route: its one parameter, constrained to
+    /// characters the public tree names files with.
+    var publicIdParameter: (name: String, constraint: ParameterConstraint)? {
+        let parameters = path.segments.compactMap { segment -> (String, ParameterConstraint)? in
+            if case .parameter(let name, let constraint) = segment { return (name, constraint) }
+            return nil
+        }
+        guard parameters.count == 1, path.segments.allSatisfy({ if case .catchAll = $0 { false } else { true } }),
+              let (name, constraint) = parameters.first, constraint.isPublicTreeName else { return nil }
+        return (name, constraint)
+    }
 }
 
 /// Routes that share a dialect, a prefix and defaults.
@@ -171,10 +221,11 @@ public struct RouteGroup {
     /// Declares a route; unspecified properties take the group's defaults.
     public mutating func add(_ method: String, _ path: String, constraints: [String: ParameterConstraint] = [:],
                              auth: Authentication? = nil, body: BodyPolicy = .none, limit: RateLimit? = nil,
-                             streamsResponse: Bool = false, onContentOrigin: Bool = false,
+                             streamsResponse: Bool = false, onContentOrigin: Bool = false, publicFile: PublicFile? = nil,
                              _ handler: @escaping RouteHandler) {
         routes.append(Route(method: method.uppercased(), path: PathPattern(prefix + path, constraints: constraints),
                             dialect: dialect, auth: auth ?? self.auth, body: body, limit: limit ?? self.limit,
-                            streamsResponse: streamsResponse, onContentOrigin: onContentOrigin, handler: handler))
+                            streamsResponse: streamsResponse, onContentOrigin: onContentOrigin, publicFile: publicFile,
+                            handler: handler))
     }
 }

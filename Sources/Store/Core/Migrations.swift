@@ -264,6 +264,14 @@ enum Migrations {
                 CREATE INDEX minihost_upload_sessions_expiry ON minihost_upload_sessions(expires_at);
                 """)
         }
+        // A counter that moves whenever what is public changes, so the
+        // index nginx serves public files from is rebuilt only then.
+        migrator.registerMigration("v7-public-generation") { db in
+            try db.execute(sql: """
+                CREATE TABLE minihost_public_generation (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
+                INSERT INTO minihost_public_generation (id, value) VALUES (1, 1);
+                """)
+        }
         return migrator
     }
 }

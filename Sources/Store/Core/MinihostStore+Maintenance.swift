@@ -7,6 +7,9 @@ public struct GarbageReport: Sendable {
     public var sessionsExpired: Int
     public var blobsRemoved: Int
     public var bytesFreed: Int64
+    /// Public links made or removed to match the database (nonzero only
+    /// after a crash between a commit and its link).
+    public var publicLinksRepaired: Int = 0
 }
 
 /// One problem `minihost check` found.
@@ -31,12 +34,14 @@ public struct IntegrityProblem: Sendable, CustomStringConvertible {
 
 extension MinihostStore {
     /// Removes stale temporary files, expired upload sessions (with their
-    /// chunks), and every blob no row references.
+    /// chunks), and every blob no row references, and puts the public tree
+    /// right.
     /// Runs under the cross-process write lock, so it can't race an upload
     /// that is placing the same blob.
     public func collectGarbage(temporaryFileAge: TimeInterval = 3600) throws -> GarbageReport {
         let temporaryRemoved = blobs.sweepTemporaryFiles(olderThan: temporaryFileAge)
         let sessionsExpired = try expireSessions()
+        let repaired = try reconcilePublicTree()
         var removed = 0
         var freed: Int64 = 0
         try writeImmediately { db in
@@ -48,7 +53,7 @@ extension MinihostStore {
             }
         }
         return GarbageReport(temporaryFilesRemoved: temporaryRemoved, sessionsExpired: sessionsExpired,
-                             blobsRemoved: removed, bytesFreed: freed)
+                             blobsRemoved: removed, bytesFreed: freed, publicLinksRepaired: repaired.made + repaired.removed)
     }
 
     /// Re-hashes every blob on disk and checks every ready upload's blob

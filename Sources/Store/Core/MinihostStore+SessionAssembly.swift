@@ -134,13 +134,8 @@ extension MinihostStore {
             blob = try copyChunks(session, chunks, from: file)
         }
         #if DEBUG
-        // Tests only: `finish-before-commit@FILE` crashes here, after the session
-        // file was trimmed and collapsed and before the commit, once: if FILE
-        // could be removed.
-        if let point = getenv("MINIHOST_TEST_CRASH_POINT").map({ String(cString: $0) }),
-           point.hasPrefix("finish-before-commit@"), unlink(String(point.dropFirst("finish-before-commit@".count))) == 0 {
-            fatalError("test crash before a finish commits")
-        }
+        // After the session file was trimmed and collapsed, before the commit.
+        TestCrashPoint.reached("finish-before-commit")
         #endif
         return try commitUpload(blob, owner: session.owner, fileName: session.fileName, contentType: session.contentType,
                                 now: now, configure: configure, alsoInTransaction: { db, upload in

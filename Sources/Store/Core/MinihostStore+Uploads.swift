@@ -58,6 +58,7 @@ extension MinihostStore {
                 let placed = try blobs.place(file)
                 try record.insert(db)
                 try alsoInTransaction(db, record)
+                if record.publicId != nil { try Self.bumpPublicGeneration(db) }
                 return placed
             }
         } catch {
@@ -65,6 +66,9 @@ extension MinihostStore {
             throw error
         }
         if !placed { file.discardInBackground() }
+        if let publicId = upload.publicId, Self.isUnconditional(upload) {
+            publicTree.publish(.links, PublicTree.Link(id: publicId, contentType: upload.contentType), blob: upload.sha256, blobs: blobs)
+        }
         return upload
     }
 
@@ -144,10 +148,12 @@ extension MinihostStore {
         }
     }
 
-    /// Marks the owner's ready upload published or unpublished.
+    /// Marks the owner's ready upload published or unpublished. Unpublishing
+    /// removes its public link before the commit; publishing makes it after
+    /// (see ``PublicTree``).
     public func setPublication(uploadId: String, owner: Owner, status: Publication.Status,
                                now: Date = Date()) throws -> Publication {
-        try write { db in
+        let (publication, upload) = try write { db in
             guard let upload = try ownedUpload(uploadId, owner, db), upload.state == .ready else {
                 throw StorageError(.notFound, "upload not found")
             }
@@ -157,8 +163,18 @@ extension MinihostStore {
             publication.updatedAt = now
             if status == .published { publication.publishedAt = now }
             try publication.save(db)
-            return publication
+            try Self.bumpPublicGeneration(db)
+            if status == .unpublished { publicTree.unpublish(.cache, PublicTree.Link(id: uploadId, contentType: upload.contentType)) }
+            #if DEBUG
+            // The link is gone, the row still says published.
+            if status == .unpublished { TestCrashPoint.reached("unpublish-before-commit") }
+            #endif
+            return (publication, upload)
         }
+        if status == .published, let blob = upload.blob, Self.isUnconditional(upload) {
+            publicTree.publish(.cache, PublicTree.Link(id: uploadId, contentType: upload.contentType), blob: blob, blobs: blobs)
+        }
+        return publication
     }
 
     /// The upload behind a public cache URL: only ready and published ones.
@@ -180,6 +196,10 @@ extension MinihostStore {
         purged.purgedAt = now
         try purged.update(db)
         _ = try Publication.deleteOne(db, key: upload.id)
+        // Not public from here on, before the commit says so.
+        publicTree.unpublish(.cache, PublicTree.Link(id: upload.id, contentType: upload.contentType))
+        if let publicId = upload.publicId { publicTree.unpublish(.links, PublicTree.Link(id: publicId, contentType: upload.contentType)) }
+        try Self.bumpPublicGeneration(db)
         return upload.blob
     }
 

@@ -11,6 +11,7 @@ import OpenSSLCrypto
 public final class MinihostStore: Sendable {
     public let directory: DataDirectory
     public let blobs: BlobStore
+    public let publicTree: PublicTree
     public let configuration: StoreConfiguration
     let db: StoreDatabase
     /// Coordinates chunks written in place (see ``ChunkWriter``).
@@ -28,6 +29,7 @@ public final class MinihostStore: Sendable {
         try FileSystem.syncFileSystem(containing: directory.root)
         db = try StoreDatabase(directory: directory, configuration: configuration)
         blobs = BlobStore(directory: directory)
+        publicTree = PublicTree(directory: directory)
         sessionFiles = SessionFileRegistry(sessionsPath: directory.sessionsPath)
     }
 

@@ -8,6 +8,7 @@ import OpenSSLCrypto
 ///     root/blobs/aa/bb/<sha>   content-addressed file bytes, served by nginx
 ///     root/tmp/                uploads in progress; the sweeper removes stale ones
 ///     root/sessions/<id>/      acknowledged chunks of resumable uploads
+///     root/public/             links to public files, and nginx's index of them
 ///     root/secret.key          the key that signs operator cookies
 public struct DataDirectory: Sendable {
     public let root: String
@@ -31,6 +32,8 @@ public struct DataDirectory: Sendable {
     public var secretKeyPath: String { root + "/secret.key" }
     /// Chunks of resumable uploads, one folder per session.
     public var sessionsPath: String { root + "/sessions" }
+    /// Links to public files and nginx's index of them (see ``PublicTree``).
+    public var publicPath: String { root + "/public" }
 
     /// Creates the folders that don't exist yet.
     ///
@@ -44,6 +47,7 @@ public struct DataDirectory: Sendable {
         try FileSystem.makeDirectory(blobsPath, mode: 0o755)
         try FileSystem.makeDirectory(temporaryPath, mode: 0o700)
         try FileSystem.makeDirectory(sessionsPath, mode: 0o700)
+        try PublicTree(directory: self).create()
     }
 
     /// Runs `body` holding an exclusive `flock` on `root/name` (created
@@ -149,6 +153,24 @@ enum FileSystem {
         guard descriptor >= 0 else { throw StorageError.fromErrno("open \(path)") }
         defer { close(descriptor) }
         if minihost_sync_file_system(descriptor) != 0 { throw StorageError.fromErrno("syncfs \(path)") }
+    }
+
+    /// Creates or replaces `path` with `bytes`, synced to disk (not its
+    /// folder entry: sync the folder after the rename that publishes it).
+    static func writeDurably(_ path: String, _ bytes: [UInt8], mode: mode_t) throws {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard descriptor >= 0 else { throw StorageError.fromErrno("create \(path)") }
+        defer { close(descriptor) }
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw StorageError.fromErrno("write \(path)")
+            }
+            offset += written
+        }
+        if fsync(descriptor) != 0 { throw StorageError.fromErrno("fsync \(path)") }
     }
 
     static func now() -> Double {
