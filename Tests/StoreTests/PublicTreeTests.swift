@@ -27,6 +27,26 @@ import Testing
         #expect(try fixture.store.publicGeneration() > published)
     }
 
+    /// nginx may serve an open link for a moment after it is removed, so
+    /// whatever removed one returns only after that moment.
+    @Test func removingALinkReturnsOnlyAfterTheGraceNginxMayStillServeIt() throws {
+        let grace = Duration.milliseconds(400)
+        let fixture = try TemporaryStore(configuration: StoreConfiguration(unlinkGrace: grace))
+        let first = try fixture.upload(Array("first".utf8)), second = try fixture.upload(Array("second".utf8))
+        for upload in [first, second] {
+            _ = try fixture.store.setPublication(uploadId: upload.id, owner: upload.owner, status: .published)
+        }
+        let clock = ContinuousClock()
+        let unpublishing = try clock.measure {
+            _ = try fixture.store.setPublication(uploadId: first.id, owner: first.owner, status: .unpublished)
+        }
+        #expect(unpublishing >= grace)
+        let purging = try clock.measure { try fixture.store.purge(uploadId: second.id, owner: second.owner) }
+        #expect(purging >= grace)
+        #expect(linked(fixture, .cache).isEmpty)
+        #expect(PublicTree.unlinkGrace > .seconds(PublicTree.nginxOpenFileValidity))
+    }
+
     @Test func uploadsWithAPublicIdAreLinkedUnlessTheyCarryACondition() throws {
         let fixture = try TemporaryStore()
         func commit(_ text: String, publicId: String, _ configure: @escaping (inout Upload) -> Void = { _ in }) throws -> Upload {

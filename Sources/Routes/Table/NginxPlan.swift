@@ -1,5 +1,6 @@
 import Foundation
 import HTTPCore
+import Store
 
 /// The nginx side of a ``RouteTable``: one `location` per route path, with the
 /// route's body limit and buffering, its rate-limit zones, response
@@ -225,7 +226,7 @@ extension NginxPlan {
             "matcher": "~ \"\(regex)\"", "tree": tree.kind.rawValue, "id_variable": Self.publicIdVariable,
             "key_variable": tree.keyVariable, "types_file": tree.typesFile, "parameters_variable": tree.parametersVariable,
             "disposition_variable": tree.dispositionVariable(slot), "cache_control": publicFile.cacheControl,
-            "suffix": contentOrigin ? "_content" : "",
+            "suffix": contentOrigin ? "_content" : "", "open_file_valid": PublicTree.nginxOpenFileValidity,
         ]]
     }
 }

@@ -102,7 +102,7 @@ extension MinihostStore {
                 guard replaced != uploadId, let old = try ownedUpload(replaced, owner, db), old.state == .ready else {
                     throw StorageError(.notFound, "replaced upload not found")
                 }
-                if let blob = try purgeRow(old, now: now, db) { released.insert(blob) }
+                try purgeRow(old, now: now, db, into: &released)
             }
             if let patch = change.payloadPatch {
                 var payload = Self.decodePayload(upload.appPayload)
@@ -126,7 +126,7 @@ extension MinihostStore {
             guard let upload = try ownedUpload(uploadId, owner, db), upload.state == .ready else {
                 throw StorageError(.notFound, "upload not found")
             }
-            if let blob = try purgeRow(upload, now: now, db) { released.insert(blob) }
+            try purgeRow(upload, now: now, db, into: &released)
         }
     }
 
@@ -142,18 +142,18 @@ extension MinihostStore {
                         && Column("app_handled_at") == nil && Column("created_at") < cutoff)
                 .fetchAll(db)
             for upload in stale {
-                if let blob = try purgeRow(upload, now: now, db) { released.insert(blob) }
+                try purgeRow(upload, now: now, db, into: &released)
             }
             return (candidates: stale.count, purged: stale.count)
         }
     }
 
     /// Marks the owner's ready upload published or unpublished. Unpublishing
-    /// removes its public link before the commit; publishing makes it after
-    /// (see ``PublicTree``).
+    /// removes its public link before the commit and returns once nginx can
+    /// no longer serve it; publishing makes the link after (see ``PublicTree``).
     public func setPublication(uploadId: String, owner: Owner, status: Publication.Status,
                                now: Date = Date()) throws -> Publication {
-        let (publication, upload) = try write { db in
+        let (publication, upload, unlinked) = try write { db in
             guard let upload = try ownedUpload(uploadId, owner, db), upload.state == .ready else {
                 throw StorageError(.notFound, "upload not found")
             }
@@ -164,13 +164,15 @@ extension MinihostStore {
             if status == .published { publication.publishedAt = now }
             try publication.save(db)
             try Self.bumpPublicGeneration(db)
-            if status == .unpublished { publicTree.unpublish(.cache, PublicTree.Link(id: uploadId, contentType: upload.contentType)) }
+            let unlinked = status == .unpublished
+                && publicTree.unpublish(.cache, PublicTree.Link(id: uploadId, contentType: upload.contentType))
             #if DEBUG
             // The link is gone, the row still says published.
             if status == .unpublished { TestCrashPoint.reached("unpublish-before-commit") }
             #endif
-            return (publication, upload)
+            return (publication, upload, unlinked)
         }
+        if unlinked { waitOutUnlinkGrace() }
         if status == .published, let blob = upload.blob, Self.isUnconditional(upload) {
             publicTree.publish(.cache, PublicTree.Link(id: uploadId, contentType: upload.contentType), blob: blob, blobs: blobs)
         }
@@ -188,8 +190,9 @@ extension MinihostStore {
         }
     }
 
-    /// Returns the blob hash the purged row no longer references.
-    private func purgeRow(_ upload: Upload, now: Date, _ db: Database) throws -> String? {
+    /// Adds to `released` the blob the purged row no longer references and
+    /// whether it was linked in the public tree.
+    private func purgeRow(_ upload: Upload, now: Date, _ db: Database, into released: inout Released) throws {
         var purged = upload
         purged.state = .purged
         purged.blob = nil
@@ -197,10 +200,14 @@ extension MinihostStore {
         try purged.update(db)
         _ = try Publication.deleteOne(db, key: upload.id)
         // Not public from here on, before the commit says so.
-        publicTree.unpublish(.cache, PublicTree.Link(id: upload.id, contentType: upload.contentType))
-        if let publicId = upload.publicId { publicTree.unpublish(.links, PublicTree.Link(id: publicId, contentType: upload.contentType)) }
+        if publicTree.unpublish(.cache, PublicTree.Link(id: upload.id, contentType: upload.contentType)) {
+            released.unlinkedPublicFile = true
+        }
+        if let publicId = upload.publicId, publicTree.unpublish(.links, PublicTree.Link(id: publicId, contentType: upload.contentType)) {
+            released.unlinkedPublicFile = true
+        }
         try Self.bumpPublicGeneration(db)
-        return upload.blob
+        if let blob = upload.blob { released.blobs.insert(blob) }
     }
 
     /// Hot path (every download): a cached statement skips SQL compilation

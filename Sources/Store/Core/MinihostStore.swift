@@ -62,22 +62,32 @@ public final class MinihostStore: Sendable {
     func write<T>(_ body: (Database) throws -> T) throws -> T { try db.write(body) }
     func writeImmediately<T>(_ body: (Database) throws -> T) throws -> T { try db.writeImmediately(body) }
 
+    /// What a transaction let go of, for ``writeReleasingBlobs(_:)`` to finish after the commit.
+    struct Released {
+        /// Blob hashes rows stopped referencing.
+        var blobs: Set<String> = []
+        /// Whether a link in the public tree was removed.
+        var unlinkedPublicFile = false
+    }
+
     /// Runs `body` in an IMMEDIATE transaction; the blob hashes it adds to
     /// `released` (rows that stopped referencing them) are deleted after the
-    /// commit if nothing references them any more.
+    /// commit if nothing references them any more, and if it removed a public
+    /// link, this returns only once nginx can no longer serve it.
     ///
     /// The check and the unlink run in a second IMMEDIATE transaction: holding
     /// only this process's writer connection is not enough, because another
     /// process (`minihost gc`, a second worker process) may commit an upload
     /// that reuses the blob in between. A crash between the two transactions
     /// leaves an unreferenced blob, which gc removes.
-    func writeReleasingBlobs<T>(_ body: (Database, inout Set<String>) throws -> T) throws -> T {
-        var released: Set<String> = []
+    func writeReleasingBlobs<T>(_ body: (Database, inout Released) throws -> T) throws -> T {
+        var released = Released()
         let result = try writeImmediately { db in try body(db, &released) }
-        guard !released.isEmpty else { return result }
+        if released.unlinkedPublicFile { waitOutUnlinkGrace() }
+        guard !released.blobs.isEmpty else { return result }
         do {
             try writeImmediately { db in
-                for hash in released where try Upload.filter(Column("blob") == hash).fetchCount(db) == 0 {
+                for hash in released.blobs where try Upload.filter(Column("blob") == hash).fetchCount(db) == 0 {
                     #if DEBUG
                     Self.beforeBlobUnlink?(hash)
                     #endif
@@ -89,6 +99,14 @@ public final class MinihostStore: Sendable {
             logger.warning("blob release deferred to gc", metadata: ["error": "\(error)"])
         }
         return result
+    }
+
+    /// Blocks for as long as nginx may still serve a public link removed
+    /// before this call (see ``PublicTree``).
+    func waitOutUnlinkGrace() {
+        let grace = configuration.unlinkGrace
+        guard grace > .zero else { return }
+        Thread.sleep(forTimeInterval: Double(grace.components.seconds) + Double(grace.components.attoseconds) / 1e18)
     }
 }
 
@@ -105,11 +123,17 @@ public struct StoreConfiguration: Sendable {
     /// cut may roll back the last acknowledged uploads' rows, and gc then
     /// deletes their blobs: only for measuring what FULL costs.
     public var synchronousCommits: Bool
+    /// How long an unpublish waits after removing a public link before it
+    /// returns: ``PublicTree/unlinkGrace`` wherever nginx serves the tree;
+    /// zero only in tests without nginx.
+    public var unlinkGrace: Duration
 
-    public init(maxChunksPerSession: Int64 = 10_000, missingChunksNamed: Int = 20, synchronousCommits: Bool = true) {
+    public init(maxChunksPerSession: Int64 = 10_000, missingChunksNamed: Int = 20, synchronousCommits: Bool = true,
+                unlinkGrace: Duration = PublicTree.unlinkGrace) {
         self.maxChunksPerSession = max(1, maxChunksPerSession)
         self.missingChunksNamed = max(1, missingChunksNamed)
         self.synchronousCommits = synchronousCommits
+        self.unlinkGrace = max(.zero, unlinkGrace)
     }
 }
 

@@ -11,13 +11,15 @@ import Glibc
 ///
 /// A link is the permission: it is made after the row that publishes the
 /// file commits, and removed (and the removal synced) inside the transaction
-/// that unpublishes or purges it, before the commit. So an acknowledged
-/// unpublish is never served from here again, not even after a power loss;
-/// nginx opens the file on every hit (no open-file cache there). A crash in
-/// between leaves a link missing (the worker serves the file) or one too
-/// many for an unpublish that was never acknowledged;
-/// ``MinihostStore/reconcilePublicTree()`` puts the tree right at start and
-/// in gc.
+/// that unpublishes or purges it, before the commit. nginx keeps the files it
+/// opens here for at most ``nginxOpenFileValidity`` before it looks again
+/// (`open_file_cache_valid`: opening the file on every hit costs a third of
+/// nginx's rate), so whoever removed a link waits out ``unlinkGrace`` after
+/// the commit before acknowledging: an acknowledged unpublish is never served
+/// from here again, not even after a power loss. A crash in between leaves a
+/// link missing (the worker serves the file) or one too many for an
+/// unpublish that was never acknowledged; ``MinihostStore/reconcilePublicTree()``
+/// puts the tree right at start and in gc.
 ///
 /// Only files whose answer has no per-request condition are linked: an
 /// upload with an expiry, a download limit or a password is always served
@@ -53,6 +55,15 @@ public struct PublicTree: Sendable {
         public static func typeKey(_ contentType: String) -> String { "t" + StableHash.hex(contentType) }
     }
 
+    /// How long nginx trusts a file it opened from the tree before it looks
+    /// at the name again (its `open_file_cache_valid`, in whole seconds).
+    public static let nginxOpenFileValidity = 1
+
+    /// How long after removing a link nginx may still serve it: the validity,
+    /// plus nginx's clock, which lags while a worker works through a batch
+    /// of events.
+    public static let unlinkGrace: Duration = .seconds(nginxOpenFileValidity) + .milliseconds(250)
+
     let directory: DataDirectory
 
     public init(directory: DataDirectory) {
@@ -78,12 +89,15 @@ public struct PublicTree: Sendable {
         _ = Glibc.link(blobs.path(for: blob), target)
     }
 
-    /// Removes `link`; with `durable`, a removal is synced before this returns.
-    func unpublish(_ kind: Kind, _ link: Link, durable: Bool = true) {
-        guard Self.isSafeName(link.id), unlink(path(kind, link)) == 0 else { return }
+    /// Removes `link`, and syncs the removal before this returns; true if
+    /// there was a link (then nginx may serve it for ``unlinkGrace`` more).
+    @discardableResult
+    func unpublish(_ kind: Kind, _ link: Link) -> Bool {
+        guard Self.isSafeName(link.id), unlink(path(kind, link)) == 0 else { return false }
         // A failed sync leaves the removal in the page cache: served as
         // unpublished now, and put right by reconcile after a power loss.
-        if durable { try? FileSystem.syncDirectory(folder(kind)) }
+        try? FileSystem.syncDirectory(folder(kind))
+        return true
     }
 
     /// Whether `link` is a link to `blob` (the same file, not only the same name).
