@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // C lives only in the C* targets, each behind a shim.h.
@@ -45,10 +46,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // What operators watch: request, upload and store metrics in
+        // Prometheus's text format.
+        .target(
+            name: "ServerMetrics",
+            dependencies: ["HTTPCore", .product(name: "Prometheus", package: "swift-prometheus")]
+        ),
         .target(
             name: "Routes",
             dependencies: [
-                "HTTPCore", "Store", "OpenSSLCrypto",
+                "HTTPCore", "Store", "OpenSSLCrypto", "ServerMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -61,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "minihost",
             dependencies: [
-                "FCGIApp", "Routes", "Store", "OpenSSLCrypto", "CLinuxShims",
+                "FCGIApp", "HTTPCore", "Routes", "Store", "ServerMetrics", "OpenSSLCrypto", "CLinuxShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Mustache", package: "swift-mustache"),

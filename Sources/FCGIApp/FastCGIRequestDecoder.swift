@@ -36,6 +36,7 @@ enum FastCGIRequestDecoder {
                               isContentOrigin: params["MINIHOST_CONTENT_ORIGIN"] == "1", body: body)
         let connection = request.ipcFd
         decoded.isAbandoned = { peerClosed(connection) }
+        decoded.requestId = params["MINIHOST_REQUEST_ID"].flatMap(RequestId.validated) ?? RequestId.make()
         return decoded
     }
 
@@ -86,6 +87,8 @@ final class FastCGIRequestBody: RequestBody {
         self.stream = stream
         self.declaredLength = declaredLength
     }
+
+    var bytesRead: Int64 { received }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard let stream, !finished, buffer.count > 0 else { return 0 }

@@ -9,8 +9,11 @@ struct FastCGIResponseWriter {
     let fileServing: FastCGIServer.FileServing
     let logger: Logger
 
-    func write(_ response: Response, method: String, to out: UnsafeMutablePointer<FCGX_Stream>?) {
-        guard let out else { return }
+    /// Writes `response` and returns how many body bytes it served (a file
+    /// handed to nginx counts whole: nginx sends it, barring a Range).
+    @discardableResult
+    func write(_ response: Response, method: String, to out: UnsafeMutablePointer<FCGX_Stream>?) -> Int64 {
+        guard let out else { return 0 }
         var headers = response.headers
         let sendsBody = method != "HEAD"
         switch response.body {
@@ -18,13 +21,15 @@ struct FastCGIResponseWriter {
             headers.set("Content-Length", String(bytes.count))
             putHeaders(response.status, headers, out)
             if sendsBody { put(bytes, out) }
+            return sendsBody ? Int64(bytes.count) : 0
         case .stream(let produce):
             putHeaders(response.status, headers, out)
-            if sendsBody {
-                do { try produce(StreamWriter(out: out)) } catch {
-                    logger.warning("stream body ended early", metadata: ["error": "\(error)"])
-                }
+            guard sendsBody else { return 0 }
+            let writer = StreamWriter(out: out)
+            do { try produce(writer) } catch {
+                logger.warning("stream body ended early", metadata: ["error": "\(error)"])
             }
+            return writer.counter.written
         case .file(let file):
             switch fileServing {
             case .accelRedirect(let prefix):
@@ -32,14 +37,15 @@ struct FastCGIResponseWriter {
                 headers.remove("Content-Length")
                 headers.set("X-Accel-Redirect", prefix + file.relativePath)
                 putHeaders(response.status, headers, out)
+                return sendsBody ? file.size : 0
             case .worker:
-                serveFromWorker(file, response.status, headers, sendsBody: sendsBody, out)
+                return serveFromWorker(file, response.status, headers, sendsBody: sendsBody, out)
             }
         }
     }
 
     private func serveFromWorker(_ file: ServedFile, _ status: HTTPStatus, _ headers: HTTPHeaders,
-                                 sendsBody: Bool, _ out: UnsafeMutablePointer<FCGX_Stream>) {
+                                 sendsBody: Bool, _ out: UnsafeMutablePointer<FCGX_Stream>) -> Int64 {
         let descriptor = open(file.absolutePath, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
             logger.error("stored file missing", metadata: ["path": "\(file.relativePath)"])
@@ -47,13 +53,14 @@ struct FastCGIResponseWriter {
             putHeaders(.internalServerError, HTTPHeaders([("Content-Type", "application/json"),
                                                           ("Content-Length", String(body.count))]), out)
             put(body, out)
-            return
+            return Int64(body.count)
         }
         defer { close(descriptor) }
         var headers = headers
         headers.set("Content-Length", String(file.size))
         putHeaders(status, headers, out)
-        guard sendsBody else { return }
+        guard sendsBody else { return 0 }
+        var served: Int64 = 0
         var buffer = [UInt8](repeating: 0, count: 256 * 1024)
         while true {
             let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
@@ -62,7 +69,9 @@ struct FastCGIResponseWriter {
             guard buffer.withUnsafeBytes({ FCGX_PutStr($0.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(count), out) }) == Int32(count) else {
                 break  // client went away; nothing else to do for it
             }
+            served += Int64(count)
         }
+        return served
     }
 
     private func putHeaders(_ status: HTTPStatus, _ headers: HTTPHeaders, _ out: UnsafeMutablePointer<FCGX_Stream>) {
@@ -79,11 +88,14 @@ struct FastCGIResponseWriter {
 }
 
 private struct StreamWriter: ResponseBodyWriter {
+    final class Counter { var written: Int64 = 0 }
     let out: UnsafeMutablePointer<FCGX_Stream>
+    let counter = Counter()
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         guard bytes.count > 0 else { return }
         let written = FCGX_PutStr(bytes.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(bytes.count), out)
         if written != Int32(bytes.count) { throw SystemError("FCGX_PutStr", code: FCGX_GetError(out)) }
+        counter.written += Int64(written)
     }
 }

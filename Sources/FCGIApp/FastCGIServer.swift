@@ -2,9 +2,23 @@ import CFastCGI
 import Glibc
 import HTTPCore
 import Logging
+import Synchronization
 
 /// Handles one request end to end on the calling worker thread.
 public typealias Responder = @Sendable (Request) -> Response
+
+/// Told about each request once its answer is written (the request log, metrics).
+public typealias RequestObserver = @Sendable (Request, Response, RequestOutcome) -> Void
+
+/// What one request cost, measured by the pool around the responder and the write.
+public struct RequestOutcome: Sendable {
+    /// Body bytes the worker served (a file handed to nginx counts whole).
+    public var bytesSent: Int64
+    /// Body bytes the handlers read.
+    public var bytesReceived: Int64
+    /// From accept to the answer handed to nginx.
+    public var duration: Duration
+}
 
 /// The worker pool: N threads, each blocking in `FCGX_Accept_r` on one shared
 /// listening socket and handling one request at a time, synchronously.
@@ -41,15 +55,22 @@ public final class FastCGIServer: @unchecked Sendable {
 
     public let configuration: Configuration
     private let responder: Responder
+    private let observer: RequestObserver?
+    private let busy = Atomic<Int>(0)
     private let logger: Logger
     private var socket: ListeningSocket?
     private let threads = WorkerThreads()
 
-    public init(configuration: Configuration, logger: Logger, responder: @escaping Responder) {
+    public init(configuration: Configuration, logger: Logger, observer: RequestObserver? = nil,
+                responder: @escaping Responder) {
         self.configuration = configuration
         self.responder = responder
+        self.observer = observer
         self.logger = logger
     }
+
+    /// Threads handling a request right now (the rest wait in accept).
+    public var busyThreads: Int { busy.load(ordering: .relaxed) }
 
     /// Opens the socket and starts the worker threads; returns at once.
     /// Block SIGINT and SIGTERM before calling (see ``TerminationSignals``) so
@@ -119,10 +140,15 @@ public final class FastCGIServer: @unchecked Sendable {
                 usleep(100_000)
                 continue
             }
+            busy.add(1, ordering: .relaxed)
+            let started = ContinuousClock.now
             let incoming = FastCGIRequestDecoder.decode(&request)
             let response = responder(incoming)
-            writer.write(response, method: incoming.method, to: request.out)
+            let sent = writer.write(response, method: incoming.method, to: request.out)
             FCGX_Finish_r(&request)
+            busy.subtract(1, ordering: .relaxed)
+            observer?(incoming, response, RequestOutcome(bytesSent: sent, bytesReceived: incoming.body.bytesRead,
+                                                         duration: ContinuousClock.now - started))
         }
         FCGX_Free(&request, 1)
     }

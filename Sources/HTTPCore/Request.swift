@@ -20,6 +20,9 @@ public struct Request {
     /// worker), so expensive work for nobody can be skipped. Always false in
     /// tests and wherever it can't be known.
     public var isAbandoned: @Sendable () -> Bool = { false }
+    /// nginx's `$request_id` for this request (32 hex digits): in every log
+    /// line about it and in its `X-Request-Id` answer header. Empty in tests.
+    public var requestId: String = ""
 
     public init(method: String, path: String, queryString: String = "", headers: HTTPHeaders = HTTPHeaders(),
                 remoteAddress: String = "127.0.0.1", scheme: String = "http", isContentOrigin: Bool = false,

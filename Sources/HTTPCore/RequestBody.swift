@@ -6,6 +6,12 @@
 public protocol RequestBody: AnyObject {
     /// Fills up to `buffer.count` bytes and returns how many were read; 0 at the end.
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
+    /// How many bytes handlers have read so far (for the request log).
+    var bytesRead: Int64 { get }
+}
+
+extension RequestBody {
+    public var bytesRead: Int64 { 0 }
 }
 
 /// Why a request body could not be read to its end.

@@ -4,11 +4,26 @@ public struct Response {
     public var status: HTTPStatus
     public var headers: HTTPHeaders
     public var body: ResponseBody
+    /// The route that answered and its dialect, for the request log and
+    /// metrics; nil when no route matched.
+    public var answeredBy: AnsweringRoute?
 
     public init(status: HTTPStatus = .ok, headers: HTTPHeaders = HTTPHeaders(), body: ResponseBody = .bytes([])) {
         self.status = status
         self.headers = headers
         self.body = body
+    }
+}
+
+/// Which declared route answered a request: names for logs and metric labels,
+/// never derived from the request itself (so a path can't mint new series).
+public struct AnsweringRoute: Sendable, Hashable {
+    public let route: String
+    public let dialect: String
+
+    public init(route: String, dialect: String) {
+        self.route = route
+        self.dialect = dialect
     }
 }
 

@@ -18,13 +18,17 @@ public final class ConcurrencyLimiter: @unchecked Sendable {
 
     private var mutex = pthread_mutex_t()
     private var condition = pthread_cond_t()
+    private let limit: Int
     private var available: Int
     private var waiting = 0
+    private var waited: Int64 = 0
+    private var refused: Int64 = 0
     private let maxWaiting: Int
     private let maxWait: Double
 
     public init(limit: Int, maxWaiting: Int = 16, maxWait: Double = 10) {
-        available = max(1, limit)
+        self.limit = max(1, limit)
+        available = self.limit
         self.maxWaiting = max(0, maxWaiting)
         self.maxWait = max(0, maxWait)
         pthread_mutex_init(&mutex, nil)
@@ -47,6 +51,22 @@ public final class ConcurrencyLimiter: @unchecked Sendable {
         return waiting
     }
 
+    /// What the limiter is doing, for metrics.
+    public struct Statistics: Sendable {
+        public var running: Int
+        public var waiting: Int
+        /// Callers that had to queue, since start.
+        public var waited: Int64
+        /// Callers refused (queue full or wait too long), since start.
+        public var refused: Int64
+    }
+
+    public var statistics: Statistics {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return Statistics(running: limit - available, waiting: waiting, waited: waited, refused: refused)
+    }
+
     public func run<T>(_ body: () throws -> T) throws -> T {
         try acquire()
         defer {
@@ -65,7 +85,11 @@ public final class ConcurrencyLimiter: @unchecked Sendable {
             available -= 1
             return
         }
-        guard waiting < maxWaiting else { throw Overloaded() }
+        guard waiting < maxWaiting else {
+            refused += 1
+            throw Overloaded()
+        }
+        waited += 1
         waiting += 1
         defer { waiting -= 1 }
         var deadline = timespec()
@@ -79,6 +103,7 @@ public final class ConcurrencyLimiter: @unchecked Sendable {
         }
         while available == 0 {
             if pthread_cond_timedwait(&condition, &mutex, &deadline) == ETIMEDOUT && available == 0 {
+                refused += 1
                 throw Overloaded()
             }
         }

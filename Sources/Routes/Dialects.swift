@@ -1,5 +1,7 @@
 /// A dialect's routes: one folder under `Routes/`, registered below.
 protocol DialectRoutes {
+    /// The API's name in metrics and logs (`minihost`, `plain`, …).
+    static var api: String { get }
     /// Declares the dialect's routes in groups (see ``RouteTable/group(_:prefix:auth:limit:_:)``).
     static func register(in table: inout RouteTable, configuration: ServerConfiguration)
 }
@@ -9,12 +11,22 @@ extension RouteTable {
     /// `Routes/` and one line here (see docs/ARCHITECTURE.md).
     public static func standard(_ configuration: ServerConfiguration) throws -> RouteTable {
         var table = RouteTable()
-        HealthRoutes.register(in: &table, configuration: configuration)
-        MinihostRoutes.register(in: &table, configuration: configuration)
-        PlainRoutes.register(in: &table, configuration: configuration)
+        table.register(HealthRoutes.self, configuration)
+        table.register(MinihostRoutes.self, configuration)
+        table.register(PlainRoutes.self, configuration)
+        table.register(MetricsRoutes.self, configuration)
         #if DEBUG
-        TestCrashRoutes.register(in: &table, configuration: configuration)
+        table.register(TestCrashRoutes.self, configuration)
         #endif
         return try table.validated()
+    }
+}
+
+extension RouteTable {
+    /// Declares `api`'s routes, each stamped with its name.
+    mutating func register(_ api: any DialectRoutes.Type, _ configuration: ServerConfiguration) {
+        registering = api.api
+        api.register(in: &self, configuration: configuration)
+        registering = ""
     }
 }

@@ -5,6 +5,8 @@ import Store
 /// `GET /api/health`: answers from memory only, so it says the workers are up
 /// without touching the database.
 struct HealthRoutes: DialectRoutes {
+    static let api = "health"
+
     static func register(in table: inout RouteTable, configuration: ServerConfiguration) {
         let version = configuration.version
         table.group(.json) { group in

@@ -81,6 +81,7 @@ public final class Router: Sendable {
             response = route.dialect.render(ErrorMapping.answer(for: error, logger: logger, request: request))
         }
         for field in route.dialect.headers { response.headers.set(field.name, field.value) }
+        response.answeredBy = AnsweringRoute(route: route.path.text, dialect: route.api)
         return response
     }
 

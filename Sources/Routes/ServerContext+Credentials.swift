@@ -17,7 +17,7 @@ extension ServerContext {
         guard parts.count == 2, parts[0].lowercased() == "bearer",
               let dot = parts[1].firstASCIIIndex(of: "."),
               case let key = String(parts[1][..<dot]), case let secret = String(parts[1][parts[1].index(after: dot)...]),
-              !key.isEmpty, !secret.isEmpty, !secret.contains(" ")
+              !key.isEmpty, !secret.isEmpty, !secret.utf8.contains(0x20)
         else {
             throw HTTPErrorResponse(.unauthorized, "Malformed Authorization header: expected Bearer <client_key>.<secret>",
                                     headers: challenge)

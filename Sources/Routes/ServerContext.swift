@@ -1,7 +1,9 @@
 import HTTPCore
 import Logging
 import OpenSSLCrypto
+import ServerMetrics
 import Store
+import Synchronization
 
 /// What every route shares: the store, the configuration, a logger, and the
 /// credential checks that route tables declare (``Authentication``). One
@@ -22,6 +24,11 @@ public final class ServerContext: Sendable {
     /// Verified against when the username is unknown, so unknown users and
     /// wrong passwords take the same time.
     let decoyPasswordHash: String
+    /// Request and store metrics (``MetricsRoutes``).
+    public let metrics = ServerMetrics()
+    /// The worker pool's thread counts (total, busy), set by whoever runs
+    /// the pool; the routes can't see it.
+    public let workerThreads = Mutex<(@Sendable () -> (total: Int, busy: Int))?>(nil)
 
     public init(store: MinihostStore, configuration: ServerConfiguration, logger: Logger,
                 cookieSigningKey: [UInt8], passwordHasher: Scrypt = .recommended) {

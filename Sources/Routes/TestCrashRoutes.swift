@@ -8,6 +8,8 @@ import HTTPCore
 struct TestCrashRoutes: DialectRoutes {
     static var enabled: Bool { getenv("MINIHOST_TEST_CRASH_ROUTE").map { String(cString: $0) } == "1" }
 
+    static let api = "test"
+
     static func register(in table: inout RouteTable, configuration: ServerConfiguration) {
         guard enabled else { return }
         table.group(.json) { group in

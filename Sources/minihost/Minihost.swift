@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HTTPCore
 import Logging
 import Store
 
@@ -9,7 +10,7 @@ struct Minihost: ParsableCommand {
         commandName: "minihost",
         abstract: "A self-hosted file hosting server: FastCGI workers behind nginx.",
         subcommands: [Up.self, Serve.self, ClientCommand.self, AdminCommand.self, UserCommand.self, GC.self, Check.self,
-                      NginxConfig.self, RoutesCommand.self, ChildOf.self]
+                      NginxConfig.self, RoutesCommand.self, Status.self, ChildOf.self]
     )
 }
 
@@ -28,11 +29,15 @@ enum Logs {
     /// Logs to standard error at `MINIHOST_LOG_LEVEL` (default info).
     static func bootstrap() -> Logger {
         let level = ProcessInfo.processInfo.environment["MINIHOST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+        // Every line written while a request is handled names it.
+        let requestId = Logger.MetadataProvider {
+            RequestId.current.map { ["request_id": "\($0)"] } ?? [:]
+        }
+        LoggingSystem.bootstrap({ label, provider in
+            var handler = StreamLogHandler.standardError(label: label, metadataProvider: provider)
             handler.logLevel = level
             return handler
-        }
+        }, metadataProvider: requestId)
         return Logger(label: "minihost")
     }
 }

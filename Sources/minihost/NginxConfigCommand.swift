@@ -38,7 +38,8 @@ struct NginxConfig: ParsableCommand {
                                        httpListen: httpListen, httpsListen: httpsListen, ipv6: httpListen == "80",
                                        serverName: serverName, sslCertificate: sslCertificate,
                                        sslCertificateKey: sslCertificateKey, upstream: "unix:" + socket,
-                                       blobRoot: blobRoot, publicRoot: publicRoot, rateLimit: true)
+                                       blobRoot: blobRoot, publicRoot: publicRoot, rateLimit: true,
+                                       accessLog: "/var/log/nginx/minihost.access.log")
         site.contentServerName = contentServerName
         site.contentSslCertificate = contentSslCertificate ?? sslCertificate
         site.contentSslCertificateKey = contentSslCertificateKey ?? sslCertificateKey

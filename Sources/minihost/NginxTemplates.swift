@@ -55,6 +55,8 @@ struct NginxTemplates {
         /// The data folder's `public` tree and nginx's index of it.
         var publicRoot: String
         var rateLimit: Bool
+        /// nginx's access log for the site (request ids, no query strings).
+        var accessLog: String
         /// The content origin's server block (`MINIHOST_CONTENT_ORIGIN`), if any.
         var contentServerName: String?
         var contentListen = ""
@@ -70,6 +72,7 @@ struct NginxTemplates {
                 "mode": mode, "tls": tls, "http_listen": httpListen, "https_listen": httpsListen, "ipv6": ipv6,
                 "server_name": serverName, "ssl_certificate": sslCertificate, "ssl_certificate_key": sslCertificateKey,
                 "upstream": upstream, "blob_root": blobRoot, "public_root": publicRoot, "rate_limit": rateLimit,
+                "access_log": accessLog,
                 "content": contentServerName != nil, "content_server_name": contentServerName ?? "",
                 "content_listen": contentListen, "content_ssl_certificate": contentSslCertificate,
                 "content_ssl_certificate_key": contentSslCertificateKey,

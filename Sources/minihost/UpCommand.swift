@@ -137,7 +137,8 @@ struct Up: ParsableCommand {
         let templates = try NginxTemplates.locate()
         var site = NginxTemplates.Site(mode: "local, rendered by minihost up", tls: false, httpListen: "127.0.0.1:\(port)",
                                        serverName: "localhost", upstream: "unix:" + socketPath,
-                                       blobRoot: data.blobsPath, publicRoot: data.publicPath, rateLimit: rateLimit)
+                                       blobRoot: data.blobsPath, publicRoot: data.publicPath, rateLimit: rateLimit,
+                                       accessLog: prefix + "/access.log")
         if let origin = limits.contentOrigin {
             guard let components = URLComponents(string: origin), let host = components.host else {
                 throw CommandFailure("MINIHOST_CONTENT_ORIGIN=\(origin) is not an origin")

@@ -1,5 +1,6 @@
 import FCGIApp
 import Foundation
+import HTTPCore
 import Logging
 import Routes
 import Store
@@ -26,16 +27,43 @@ final class WorkerRuntime: Sendable {
                                     cookieSigningKey: try data.loadOrCreateSecretKey())
         self.context = context
         let router = try context.makeRouter()
+        let metrics = context.metrics
+        let requestLogger = logger
         server = FastCGIServer(
             configuration: .init(address: address, workerCount: workers, fileServing: fileServing,
                                  shutdownGracePeriod: gracePeriod),
-            logger: logger, responder: { router.respond(to: $0) })
+            logger: logger,
+            observer: { request, response, outcome in
+                metrics.observe(method: request.method, answeredBy: response.answeredBy, status: response.status.code,
+                                duration: outcome.duration, bytesReceived: outcome.bytesReceived,
+                                bytesSent: outcome.bytesSent)
+                Self.logRequest(request, response, outcome, requestLogger)
+            },
+            responder: { request in
+                RequestId.$current.withValue(request.requestId) { router.respond(to: request) }
+            })
+        let server = self.server
+        context.workerThreads.withLock { $0 = { (workers, server.busyThreads) } }
+    }
+
+    /// One line per request, with what an operator greps for. Never headers,
+    /// query strings or bodies: those carry credentials.
+    static func logRequest(_ request: Request, _ response: Response, _ outcome: RequestOutcome, _ logger: Logger) {
+        guard logger.logLevel <= .info else { return }
+        let milliseconds = Double(outcome.duration.components.seconds) * 1000
+            + Double(outcome.duration.components.attoseconds) / 1e15
+        logger.info("request", metadata: [
+            "request_id": "\(request.requestId)", "method": "\(request.method)",
+            "route": "\(response.answeredBy?.route ?? "unmatched")", "dialect": "\(response.answeredBy?.dialect ?? "none")",
+            "status": "\(response.status.code)", "bytes_in": "\(outcome.bytesReceived)", "bytes_out": "\(outcome.bytesSent)",
+            "duration_ms": "\((milliseconds * 1000).rounded() / 1000)", "client": "\(request.remoteAddress)",
+        ])
     }
 
     /// Starts the pool, the sweeper and the public index writer. Call with
     /// the stop signals blocked.
     func start() throws {
-        store.blobs.sweepTemporaryFiles(olderThan: 3600)
+        Self.sweep(store, logger)
         // Links a crash left behind (an unpublish that never committed, a
         // publish whose link was never made) are put right before any request.
         let repaired = try store.reconcilePublicTree()
@@ -44,15 +72,15 @@ final class WorkerRuntime: Sendable {
         }
         try server.start()
         let store = self.store
+        let logger = self.logger
         Thread.detachNewThread {
             while true {
                 Thread.sleep(forTimeInterval: 600)
-                store.blobs.sweepTemporaryFiles(olderThan: 3600)
+                Self.sweep(store, logger)
             }
         }
         let index = try PublicIndex(context: context)
         let interval = configuration.publicIndexInterval
-        let logger = self.logger
         nonisolated(unsafe) let owned = index  // used by this one thread only
         Thread.detachNewThread {
             while true {
@@ -67,6 +95,16 @@ final class WorkerRuntime: Sendable {
     }
 
     func stop() -> Bool { server.stop() }
+
+    /// Removes temporary files interrupted uploads left, and counts the run.
+    static func sweep(_ store: MinihostStore, _ logger: Logger) {
+        let removed = store.blobs.sweepTemporaryFiles(olderThan: 3600)
+        do {
+            try store.recordMaintenance(.sweeper, GarbageReport(temporaryFilesRemoved: removed))
+        } catch {
+            logger.warning("sweeper run not recorded", metadata: ["error": "\(error)"])
+        }
+    }
 
     static let defaultWorkers = 128
 }

@@ -20,6 +20,89 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("MINIHOST_BIN", ROOT / ".build" / "debug" / "minihost"))
 
 
+class Secrets:
+    """Every secret the tests hand a server or get from one: credentials,
+    passwords, tokens, cookies. Each server's logs (the workers', nginx's
+    access and error logs) are searched for all of them when it stops: no
+    secret may ever reach a log line."""
+
+    # Body fields and JSON keys that carry secrets, in any dialect.
+    FIELDS = {"password", "newpassword", "new_password", "oldpassword", "secret", "token", "access_token",
+              "refresh_token", "credential", "key", "apikey", "api_key", "ticket"}
+    MIN_LENGTH = 8  # shorter values ("wrong") would match ordinary text
+    values = set()
+
+    @classmethod
+    def add(cls, value):
+        if isinstance(value, str) and len(value) >= cls.MIN_LENGTH:
+            cls.values.add(value)
+
+    @classmethod
+    def add_fields(cls, fields):
+        if isinstance(fields, dict):
+            for name, value in fields.items():
+                if isinstance(name, str) and name.replace("-", "").lower() in cls.FIELDS:
+                    cls.add(value)
+                cls.add_fields(value)
+        elif isinstance(fields, list):
+            for value in fields:
+                cls.add_fields(value)
+
+    @classmethod
+    def add_request(cls, request):
+        authorization = request.headers.get("Authorization", "")
+        scheme, _, credential = authorization.partition(" ")
+        if credential:
+            cls.add(credential)
+            cls.add(credential.partition(".")[2])  # a minihost client's secret half
+        for cookie in request.headers.get("Cookie", "").split(";"):
+            cls.add(cookie.partition("=")[2].strip())
+        body = request.body
+        if isinstance(body, bytes) and len(body) < 1 << 16:
+            body = body.decode("latin-1")
+        if isinstance(body, str):
+            try:
+                cls.add_fields(json.loads(body))
+            except ValueError:
+                from urllib.parse import parse_qs
+                cls.add_fields({name: values[0] for name, values in parse_qs(body).items()})
+
+    @classmethod
+    def add_response(cls, response):
+        for cookie in response.raw.headers.getlist("Set-Cookie") if response.raw is not None else []:
+            cls.add(cookie.partition("=")[2].partition(";")[0])
+        if "json" in response.headers.get("Content-Type", "") and len(response.content) < 1 << 16:
+            try:
+                cls.add_fields(response.json())
+            except ValueError:
+                pass
+
+    @classmethod
+    def found_in(cls, paths):
+        """(secret, file) pairs for every secret found in the files."""
+        found = []
+        for path in paths:
+            if not path.exists():
+                continue
+            text = path.read_text(errors="replace")
+            found += [(secret, path.name) for secret in cls.values if secret in text]
+        return found
+
+
+_send = requests.Session.send
+
+
+def _recording_send(self, request, **kwargs):
+    Secrets.add_request(request)
+    response = _send(self, request, **kwargs)
+    if not kwargs.get("stream"):
+        Secrets.add_response(response)
+    return response
+
+
+requests.Session.send = _recording_send
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -68,6 +151,8 @@ def stop_strace(tracer):
 
 
 def run_cli(*args, data, stdin=None, check=True):
+    for line in (stdin or "").splitlines():
+        Secrets.add(line)
     result = subprocess.run([str(BIN), *args, "--data", str(data)], input=stdin, capture_output=True, text=True,
                             timeout=60)
     if check and result.returncode != 0:
@@ -110,7 +195,10 @@ class Server:
 
     def client(self, name="app", scopes="upload,download,publish") -> str:
         out = run_cli("client", "create", name, "--scopes", scopes, data=self.data).stdout
-        return out.strip().splitlines()[-1]
+        credential = out.strip().splitlines()[-1]
+        Secrets.add(credential)
+        Secrets.add(credential.partition(".")[2])
+        return credential
 
     def auth(self, credential: str) -> dict:
         return {"Authorization": f"Bearer {credential}"}
@@ -175,7 +263,15 @@ class Server:
             except ProcessLookupError:
                 pass
         self.log.close()
+        self.check_logs_hold_no_secret()
         return self.process.returncode
+
+    def log_files(self):
+        return [Path(self.log.name), self.data / "nginx" / "access.log", self.data / "nginx" / "error.log"]
+
+    def check_logs_hold_no_secret(self):
+        leaked = Secrets.found_in(self.log_files())
+        assert not leaked, f"secrets in logs: {[(secret[:4] + '…', file) for secret, file in leaked]}"
 
 
 @pytest.fixture

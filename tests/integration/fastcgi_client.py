@@ -20,8 +20,9 @@ def _pair(name: bytes, value: bytes) -> bytes:
     return length(len(name)) + length(len(value)) + name + value
 
 
-def request(sock: socket.socket, method: str, uri: str, headers=None, body: bytes = b""):
-    """Sends one request and returns (status, headers dict, body)."""
+def request(sock: socket.socket, method: str, uri: str, headers=None, body: bytes = b"", params_extra=None):
+    """Sends one request (`params_extra` adds or replaces FastCGI parameters) and
+    returns (status, headers dict, body)."""
     sock.settimeout(30)
     path, _, query = uri.partition("?")
     params = {"REQUEST_METHOD": method, "REQUEST_URI": uri, "DOCUMENT_URI": path, "QUERY_STRING": query,
@@ -29,6 +30,7 @@ def request(sock: socket.socket, method: str, uri: str, headers=None, body: byte
     for name, value in (headers or {}).items():
         key = name.upper().replace("-", "_")
         params[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key] = value
+    params.update(params_extra or {})
     encoded = b"".join(_pair(k.encode(), v.encode()) for k, v in params.items())
     sock.sendall(_record(BEGIN_REQUEST, 1, struct.pack("!HB5x", 1, 0)) + _record(PARAMS, 1, encoded)
                  + _record(PARAMS, 1, b"") + (_record(STDIN, 1, body) if body else b"") + _record(STDIN, 1, b""))

@@ -70,14 +70,16 @@ def publish(server, credential, data, name, content_type, status="published"):
 
 
 def answer(url, method="GET", headers=None):
-    """Status, headers (without Date; a multipart boundary made neutral) and body."""
+    """Status, headers (without Date, a request id's value; a multipart
+    boundary made neutral) and body."""
     try:
         r = requests.request(method, url, headers=headers or {}, timeout=5, allow_redirects=False)
     except requests.RequestException as error:
         raise AssertionError(f"{method} {url} {headers}: {error}") from None
     boundary = re.search(r"boundary=(\S+)", r.headers.get("Content-Type", ""))
     body = r.content
-    fields = sorted((name.lower(), value) for name, value in r.headers.items() if name.lower() != "date")
+    fields = sorted((name.lower(), "ID" if name.lower() == "x-request-id" else value)
+                    for name, value in r.headers.items() if name.lower() != "date")
     if boundary:
         body = body.replace(boundary.group(1).encode(), b"BOUNDARY")
         fields = [(n, v.replace(boundary.group(1), "BOUNDARY")) for n, v in fields]

@@ -20,6 +20,8 @@ struct MinihostRoutes: DialectRoutes {
     /// Public cache URLs never change what they answer.
     static let cacheControl = "public, max-age=31536000, immutable"
 
+    static let api = "minihost"
+
     static func register(in table: inout RouteTable, configuration: ServerConfiguration) {
         let maxMB = configuration.maxUploadMB
         table.group(.json, prefix: "/api/minihost") { api in

@@ -18,6 +18,8 @@ struct PlainRoutes: DialectRoutes {
     static let missingCredentials = HTTPErrorResponse(.badRequest, "Missing username or password")
     static let invalidCredentials = HTTPErrorResponse(.unauthorized, "Invalid credentials")
 
+    static let api = "plain"
+
     static func register(in table: inout RouteTable, configuration: ServerConfiguration) {
         let maxChunkMB = configuration.maxChunkBytes >> 20
         // Answers in JSON, as the spec documents them.

@@ -29,11 +29,27 @@ public struct Authentication: Sendable {
     let check: (@Sendable (AuthInput) throws -> any Identity)?
     /// The credentials are body fields.
     let readsBodyFields: Bool
+    /// nginx lets only loopback addresses through (operators' own tools on
+    /// the machine: metrics scrapers).
+    public let loopbackOnly: Bool
 
-    public init(name: String, readsBodyFields: Bool = false, check: (@Sendable (AuthInput) throws -> any Identity)?) {
+    public init(name: String, readsBodyFields: Bool = false, loopbackOnly: Bool = false,
+                check: (@Sendable (AuthInput) throws -> any Identity)?) {
         self.name = name
         self.readsBodyFields = readsBodyFields
+        self.loopbackOnly = loopbackOnly
         self.check = check
+    }
+
+    /// Callers on this machine only: nginx denies every other address, and
+    /// the check refuses any that gets past it (a misconfigured front).
+    public static let loopback = Authentication(name: "loopback", loopbackOnly: true) { input in
+        guard isLoopback(input.request.remoteAddress) else { throw HTTPErrorResponse(.forbidden, "Forbidden") }
+        return Anonymous()
+    }
+
+    static func isLoopback(_ address: String) -> Bool {
+        address == "::1" || address.hasPrefix("127.") || address.hasPrefix("::ffff:127.")
     }
 
     /// Anyone; a capability in the request (an upload session id) may stand in.

@@ -34,6 +34,8 @@ public struct NginxPlan {
         public var dialect: Dialect { routes[0].dialect }
         /// The route nginx may answer from the public tree, if one is here.
         public var publicRoute: Route? { routes.first { $0.publicFile != nil } }
+        /// Every route here is for loopback callers only.
+        public var loopbackOnly: Bool { routes.allSatisfy(\.auth.loopbackOnly) }
     }
 
     /// A named location answering one of nginx's own refusals in a dialect.
@@ -80,8 +82,10 @@ public struct NginxPlan {
         for location in locations {
             let route = location.routes.max { $0.body.nginxLimit < $1.body.nginxLimit }!
             // A worker that is down, restarting or too slow is "unavailable" (503) to clients alike.
-            for (statuses, answer, message) in [([413], 413, route.body.tooLargeMessage), ([429], 429, "Too many requests"),
-                                                ([502, 503, 504], 503, "Service unavailable")] {
+            var refusals = [([413], 413, route.body.tooLargeMessage), ([429], 429, "Too many requests"),
+                            ([502, 503, 504], 503, "Service unavailable")]
+            if location.loopbackOnly { refusals.append(([403], 403, "Forbidden")) }
+            for (statuses, answer, message) in refusals {
                 let page = try Self.errorPage(location.dialect, status: answer, message: message)
                 pages[page] = ()
                 for status in statuses { targets[location.id, default: []].append((status, page.name)) }
@@ -178,7 +182,7 @@ public struct NginxPlan {
                 [
                     "id": location.id, "matcher": location.matcher, "name": location.routes.map(\.name).joined(separator: ", "),
                     "public": publicValues(location, contentOrigin: false),
-                    "max_body": String(location.maxBody), "streamed": location.streamed, "large_body": location.largeBody,
+                    "max_body": String(location.maxBody), "streamed": location.streamed, "large_body": location.largeBody, "loopback_only": location.loopbackOnly,
                     "body_timeout": location.bodyTimeout, "sse": location.streamsResponse,
                     "limits": location.zones.map { ["zone": $0.zone, "burst": $0.burst] },
                     "connections": location.connections.map { ["count": $0] } ?? [],

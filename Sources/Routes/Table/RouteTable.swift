@@ -18,6 +18,9 @@ public struct Route: Sendable {
     /// Set when nginx may answer the route itself from the public tree.
     public let publicFile: PublicFile?
     let handler: RouteHandler
+    /// The API the route belongs to (`minihost`, `plain`, …: the registering
+    /// ``DialectRoutes``), for metrics and logs; the error format is `dialect`.
+    public internal(set) var api: String = ""
 
     /// `GET /api/health` (for messages and conflicts).
     public var name: String { "\(method) \(path)" }
@@ -146,6 +149,8 @@ public struct RateLimit: Sendable, Hashable {
 /// prefix, the auth and the rate-limit class once.
 public struct RouteTable: Sendable {
     public private(set) var routes: [Route] = []
+    /// The API whose routes are being declared (see ``Route/api``).
+    var registering = ""
 
     public init() {}
 
@@ -154,7 +159,12 @@ public struct RouteTable: Sendable {
                                limit: RateLimit = .api, _ build: (inout RouteGroup) -> Void) {
         var group = RouteGroup(dialect: dialect, prefix: prefix, auth: auth, limit: limit)
         build(&group)
-        routes += group.routes
+        let api = registering
+        routes += group.routes.map { route in
+            var route = route
+            route.api = api
+            return route
+        }
     }
 
     /// Refuses two routes no precedence rule tells apart (the same method,

@@ -272,6 +272,23 @@ enum Migrations {
                 INSERT INTO minihost_public_generation (id, value) VALUES (1, 1);
                 """)
         }
+        // Running totals of gc (its own process) and the workers' sweeper,
+        // for metrics and `minihost status`.
+        migrator.registerMigration("v8-maintenance-totals") { db in
+            try db.execute(sql: """
+                CREATE TABLE minihost_maintenance (
+                    task TEXT PRIMARY KEY CHECK (task IN ('gc', 'sweeper')),
+                    runs INTEGER NOT NULL DEFAULT 0,
+                    last_run_at DATETIME,
+                    temporary_files_removed INTEGER NOT NULL DEFAULT 0,
+                    sessions_expired INTEGER NOT NULL DEFAULT 0,
+                    blobs_removed INTEGER NOT NULL DEFAULT 0,
+                    bytes_freed INTEGER NOT NULL DEFAULT 0,
+                    public_links_repaired INTEGER NOT NULL DEFAULT 0
+                );
+                INSERT INTO minihost_maintenance (task) VALUES ('gc'), ('sweeper');
+                """)
+        }
         return migrator
     }
 }

@@ -10,6 +10,15 @@ public struct GarbageReport: Sendable {
     /// Public links made or removed to match the database (nonzero only
     /// after a crash between a commit and its link).
     public var publicLinksRepaired: Int = 0
+
+    public init(temporaryFilesRemoved: Int = 0, sessionsExpired: Int = 0, blobsRemoved: Int = 0, bytesFreed: Int64 = 0,
+                publicLinksRepaired: Int = 0) {
+        self.temporaryFilesRemoved = temporaryFilesRemoved
+        self.sessionsExpired = sessionsExpired
+        self.blobsRemoved = blobsRemoved
+        self.bytesFreed = bytesFreed
+        self.publicLinksRepaired = publicLinksRepaired
+    }
 }
 
 /// One problem `minihost check` found.
@@ -35,7 +44,8 @@ public struct IntegrityProblem: Sendable, CustomStringConvertible {
 extension MinihostStore {
     /// Removes stale temporary files, expired upload sessions (with their
     /// chunks), and every blob no row references, and puts the public tree
-    /// right.
+    /// right; the run and what it removed are added to the totals
+    /// (``statistics()``).
     /// Runs under the cross-process write lock, so it can't race an upload
     /// that is placing the same blob.
     public func collectGarbage(temporaryFileAge: TimeInterval = 3600) throws -> GarbageReport {
@@ -52,8 +62,10 @@ extension MinihostStore {
                 removed += 1
             }
         }
-        return GarbageReport(temporaryFilesRemoved: temporaryRemoved, sessionsExpired: sessionsExpired,
-                             blobsRemoved: removed, bytesFreed: freed, publicLinksRepaired: repaired.made + repaired.removed)
+        let report = GarbageReport(temporaryFilesRemoved: temporaryRemoved, sessionsExpired: sessionsExpired,
+                                   blobsRemoved: removed, bytesFreed: freed, publicLinksRepaired: repaired.made + repaired.removed)
+        try recordMaintenance(.gc, report)
+        return report
     }
 
     /// Re-hashes every blob on disk and checks every ready upload's blob

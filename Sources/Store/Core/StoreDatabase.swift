@@ -1,4 +1,6 @@
 import GRDB
+import Glibc
+import Synchronization
 
 /// The SQLite side of the store, shared by the core and every side store:
 /// one writer (GRDB's `DatabasePool`), a read-only connection per thread
@@ -7,11 +9,15 @@ import GRDB
 final class StoreDatabase: Sendable {
     let pool: DatabasePool
     private let readers: ThreadLocalReaders
+    /// Times a statement found another connection's lock and waited (metrics).
+    let busyRetries: BusyCounter
 
     /// Opens (creating and migrating) the database in `directory`.
     init(directory: DataDirectory, configuration: StoreConfiguration) throws {
+        let busyRetries = BusyCounter()
+        self.busyRetries = busyRetries
         var sqlite = Configuration()
-        sqlite.busyMode = .timeout(15)
+        sqlite.busyMode = .callback(Self.busyHandler(counting: busyRetries))
         sqlite.label = "minihost"
         // One process at a time opens a data folder: SQLite refuses to switch a
         // new database to WAL while another connection holds it (no busy
@@ -34,6 +40,23 @@ final class StoreDatabase: Sendable {
             }
         }
         readers = ThreadLocalReaders(path: directory.databasePath, configuration: sqlite)
+    }
+
+    /// SQLite's own busy timeout (its back-off, 15 s in all), counting each
+    /// wait: the timeout alone can't say how often writers collide.
+    private static func busyHandler(counting retries: BusyCounter) -> Database.BusyCallback {
+        // As sqlite3_busy_timeout sleeps, in milliseconds.
+        let delays = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100]
+        let limit = 15_000
+        return { tries in
+            retries.count.add(1, ordering: .relaxed)
+            let delay = delays[min(tries, delays.count - 1)]
+            let slept = tries < delays.count ? delays[..<tries].reduce(0, +)
+                : delays.reduce(0, +) + (tries - delays.count) * delays[delays.count - 1]
+            guard slept + delay <= limit else { return false }
+            usleep(useconds_t(delay * 1000))
+            return true
+        }
     }
 
     /// Reads on the calling thread's own connection (see ``ThreadLocalReaders``).
@@ -69,4 +92,9 @@ final class StoreDatabase: Sendable {
             }
         }
     }
+}
+
+/// A count shared with SQLite's busy handler.
+final class BusyCounter: Sendable {
+    let count = Atomic<Int64>(0)
 }

@@ -35,6 +35,16 @@ public struct DataDirectory: Sendable {
     /// Links to public files and nginx's index of them (see ``PublicTree``).
     public var publicPath: String { root + "/public" }
 
+    /// Whether a store was ever opened here.
+    public var exists: Bool { FileSystem.exists(databasePath) }
+
+    /// Bytes free for this user on the folder's file system, and its size.
+    public func diskSpace() throws -> (free: Int64, total: Int64) {
+        var info = statvfs()
+        guard statvfs(root, &info) == 0 else { throw StorageError.fromErrno("statvfs \(root)") }
+        return (Int64(info.f_bavail) * Int64(info.f_frsize), Int64(info.f_blocks) * Int64(info.f_frsize))
+    }
+
     /// Creates the folders that don't exist yet.
     ///
     /// Permissions follow one rule: nginx's user (in the service's group in
