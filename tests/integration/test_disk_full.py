@@ -30,11 +30,12 @@ class Filler:
     def __init__(self, folder, spare=0):
         self.path = folder / "filler.bin"
         block = b"\0" * 65536
-        with open(self.path, "wb") as f:
+        # Unbuffered: a buffered file would retry its unwritten rest on
+        # close and raise ENOSPC there, outside the try.
+        with open(self.path, "wb", buffering=0) as f:
             try:
                 while True:
                     f.write(block)
-                    f.flush()
             except OSError as error:
                 assert error.errno == errno.ENOSPC
         stats = os.statvfs(folder)
