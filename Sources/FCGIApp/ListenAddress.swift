@@ -1,4 +1,5 @@
 import Glibc
+import HTTPCore
 
 /// Where the worker pool accepts FastCGI connections from nginx.
 public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
@@ -20,13 +21,7 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
     /// True for a unix socket, and for TCP on 127.0.0.0/8 or ::1.
     public var isLoopback: Bool {
         guard case .tcp(let host, _) = self else { return true }
-        var v4 = in_addr()
-        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
-        var v6 = in6_addr()
-        if inet_pton(AF_INET6, host, &v6) == 1 {
-            return withUnsafeBytes(of: &v6) { bytes in bytes.prefix(15).allSatisfy { $0 == 0 } && bytes[15] == 1 }
-        }
-        return false
+        return LoopbackAddress.contains(host)
     }
 
     /// Parses `HOST:PORT`, for example `127.0.0.1:9000`.

@@ -44,12 +44,10 @@ public struct Authentication: Sendable {
     /// Callers on this machine only: nginx denies every other address, and
     /// the check refuses any that gets past it (a misconfigured front).
     public static let loopback = Authentication(name: "loopback", loopbackOnly: true) { input in
-        guard isLoopback(input.request.remoteAddress) else { throw HTTPErrorResponse(.forbidden, "Forbidden") }
+        guard LoopbackAddress.contains(input.request.remoteAddress) else {
+            throw HTTPErrorResponse(.forbidden, "Forbidden")
+        }
         return Anonymous()
-    }
-
-    static func isLoopback(_ address: String) -> Bool {
-        address == "::1" || address.hasPrefix("127.") || address.hasPrefix("::ffff:127.")
     }
 
     /// Anyone; a capability in the request (an upload session id) may stand in.
