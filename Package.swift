@@ -43,6 +43,9 @@ let package = Package(
             dependencies: [
                 "OpenSSLCrypto", "CLinuxShims",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's own API, for the few reads that skip GRDB's rows
+                // (ColumnValues).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -16,6 +16,28 @@ import Testing
         #expect(fixture.temporaryFiles().isEmpty)
     }
 
+    /// The download's read decodes by position; it must agree with GRDB's
+    /// by-name decoding, with every column set and with every optional NULL.
+    @Test func theByPositionReadMatchesTheRecord() throws {
+        let fixture = try TemporaryStore()
+        let bare = try fixture.upload(Array("bare".utf8))
+        let full = try fixture.upload(Array("full".utf8))
+        try fixture.store.database.write { db in
+            try db.execute(sql: """
+                UPDATE minihost_uploads SET purged_at = finished_at, app_payload = '{"a":1}', app_handled_at = created_at,
+                    expires_at = created_at, max_downloads = 5, download_count = 2, password_hash = 'h', public_id = 'p'
+                WHERE id = ?
+                """, arguments: [full.id])
+        }
+        for id in [bare.id, full.id] {
+            let byName = try fixture.store.database.read { try Upload.fetchOne($0, key: id) }
+            let byPosition = try fixture.store.upload(id: id, owner: .apiClient("app"))
+            #expect(byPosition != nil && byPosition == byName)
+        }
+        #expect(try Set(full.databaseDictionary.keys) == Set(Upload.selection.split(separator: ",").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }),
+                "Upload.selection names every column")
+    }
+
     @Test func anotherOwnerCannotSeeTheUpload() throws {
         let fixture = try TemporaryStore()
         let upload = try fixture.upload(Array("x".utf8))

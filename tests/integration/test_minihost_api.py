@@ -122,9 +122,14 @@ def test_auth_errors(server):
     assert unknown.json() == wrong.json()
     scope = requests.post(url, files=files, headers=server.auth(credential))
     assert scope.status_code == 403 and "upload" in scope.json()["error"]
+    # The worker remembers an authenticated client; a revocation by the CLI
+    # (another process) must still end it from the next request on.
+    for _ in range(5):
+        assert requests.get(server.url("/api/minihost/download?id=x"), headers=server.auth(credential)).status_code == 404
     run_cli("client", "revoke", key, data=server.data)
-    revoked = requests.get(server.url("/api/minihost/download?id=x"), headers=server.auth(credential))
-    assert revoked.status_code == 401
+    for _ in range(5):
+        revoked = requests.get(server.url("/api/minihost/download?id=x"), headers=server.auth(credential))
+        assert revoked.status_code == 401
     assert server.db("SELECT COUNT(*) FROM minihost_uploads") == [(0,)]
 
 

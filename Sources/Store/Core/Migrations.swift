@@ -289,6 +289,15 @@ enum Migrations {
                 INSERT INTO minihost_maintenance (task) VALUES ('gc'), ('sweeper');
                 """)
         }
+        // Moves with every change to an API client, so workers can remember
+        // authenticated clients and still see a revocation at once
+        // (see CredentialGeneration).
+        migrator.registerMigration("v9-credential-generation") { db in
+            try db.execute(sql: """
+                CREATE TABLE minihost_credential_generation (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
+                INSERT INTO minihost_credential_generation (id, value) VALUES (1, 1);
+                """)
+        }
         return migrator
     }
 }

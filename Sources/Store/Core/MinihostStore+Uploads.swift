@@ -213,9 +213,8 @@ extension MinihostStore {
     /// Hot path (every download): a cached statement skips SQL compilation
     /// and GRDB's statement authorizer, which dominated a profile of reads.
     private func ownedUpload(_ id: String, _ owner: Owner, _ db: Database) throws -> Upload? {
-        try Upload.fetchOne(
-            db.cachedStatement(sql: "SELECT * FROM minihost_uploads WHERE id = ? AND owner_kind = ? AND owner_id = ?"),
-            arguments: [id, owner.kind.rawValue, owner.id])
+        try db.cachedStatement(sql: "SELECT \(Upload.selection) FROM minihost_uploads WHERE id = ? AND owner_kind = ? AND owner_id = ?")
+            .fetchFirst(arguments: [id, owner.kind.rawValue, owner.id], Upload.init(columns:))
     }
 
     public static func decodePayload(_ text: String?) -> [String: Any] {

@@ -16,6 +16,8 @@ public final class MinihostStore: Sendable {
     let db: StoreDatabase
     /// Coordinates chunks written in place (see ``ChunkWriter``).
     let sessionFiles: SessionFileRegistry
+    /// API clients this process has authenticated (see ``AuthenticatedClients``).
+    let authenticatedClients: AuthenticatedClients
     let logger = Logger(label: "minihost.store")
 
     /// Opens (creating if needed) the data folder and brings the schema up to date.
@@ -31,6 +33,21 @@ public final class MinihostStore: Sendable {
         blobs = BlobStore(directory: directory)
         publicTree = PublicTree(directory: directory)
         sessionFiles = SessionFileRegistry(sessionsPath: directory.sessionsPath)
+        authenticatedClients = AuthenticatedClients(
+            generation: try CredentialGeneration(path: directory.credentialGenerationPath))
+        try reconcileCredentialGeneration()
+    }
+
+    /// A change whose transaction rolled back after the file moved leaves the
+    /// file ahead of the database, and remembered clients would never count
+    /// again; bringing both to one value at open ends that.
+    private func reconcileCredentialGeneration() throws {
+        let generation = authenticatedClients.generation
+        let stored = try db.read {
+            try Int64.fetchOne($0, sql: "SELECT value FROM minihost_credential_generation WHERE id = 1")
+        }
+        guard stored != generation.current() else { return }
+        try db.write { try generation.advance($0) }
     }
 
     // The stores beside the core, one per kind of credential or owner, and
@@ -38,7 +55,7 @@ public final class MinihostStore: Sendable {
     // the same database.
 
     /// API clients of the minihost dialect (`client_key.secret`).
-    public var clients: APIClientStore { APIClientStore(db: db) }
+    public var clients: APIClientStore { APIClientStore(db: db, authenticated: authenticatedClients) }
     /// Accounts: users, their folders and secondary passwords (plain dialect).
     public var accounts: AccountStore { AccountStore(db: db) }
     /// Operators and their sign-in sessions.

@@ -41,7 +41,17 @@ public struct APIClient: Codable, FetchableRecord, PersistableRecord, Sendable, 
 
     public var scopeList: [String] { scopes.split(separator: ",").map(String.init) }
 
-    public func has(scope: String) -> Bool { scopeList.contains(scope) }
+    /// Asked on every authenticated request, so it walks the list in place
+    /// rather than splitting it into new strings.
+    public func has(scope: String) -> Bool {
+        var rest = scopes[...]
+        while true {
+            let end = rest.firstIndex(of: ",") ?? rest.endIndex
+            if rest[..<end] == scope { return true }
+            guard end < rest.endIndex else { return false }
+            rest = rest[rest.index(after: end)...]
+        }
+    }
 }
 
 /// Who may act on an upload. One reference with a kind, shared by every dialect.
@@ -139,6 +149,27 @@ public struct Upload: Codable, FetchableRecord, PersistableRecord, Sendable, Equ
         downloadCount = row["download_count"]
         passwordHash = row["password_hash"]
         publicId = row["public_id"]
+    }
+
+    /// The columns ``init(columns:)`` reads, in its order.
+    static let selection = """
+        id, owner_kind, owner_id, file_name, content_type, size, sha256, blob, state, created_at, finished_at,
+        purged_at, app_payload, app_handled_at, expires_at, max_downloads, download_count, password_hash, public_id
+        """
+
+    /// Decoded by position from a `SELECT` of ``selection``: the read behind
+    /// every download (see ``ColumnValues``).
+    init(columns c: ColumnValues) throws {
+        let stateName: String = try c.required(8)
+        guard let parsed = State(rawValue: stateName) else {
+            throw StorageError(.invalid, "upload \(c.optional(0, as: String.self) ?? "?") has an unknown state")
+        }
+        self.init(id: try c.required(0), ownerKind: try c.required(1), ownerId: try c.required(2),
+                  fileName: try c.required(3), contentType: try c.required(4), size: try c.required(5),
+                  sha256: try c.required(6), blob: c.optional(7), state: parsed, createdAt: try c.required(9),
+                  finishedAt: c.optional(10), purgedAt: c.optional(11), appPayload: c.optional(12),
+                  appHandledAt: c.optional(13), expiresAt: c.optional(14), maxDownloads: c.optional(15),
+                  downloadCount: try c.required(16), passwordHash: c.optional(17), publicId: c.optional(18))
     }
 
     public init(id: String, ownerKind: String, ownerId: String, fileName: String, contentType: String, size: Int64,

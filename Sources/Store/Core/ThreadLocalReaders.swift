@@ -8,20 +8,14 @@ import Glibc
 /// dispatch barrier); with 16+ threads that lock, not SQLite, dominated a
 /// profile of downloads. A connection owned by its thread is never contended.
 /// WAL lets all of them read while the pool's single writer writes.
-final class ThreadLocalReaders: @unchecked Sendable {
-    private var key = pthread_key_t()
-    private let path: String
-    private let configuration: Configuration
+final class ThreadLocalReaders: Sendable {
+    private let connections: PerThread<DatabaseQueue>
 
     init(path: String, configuration: Configuration) {
-        self.path = path
         var configuration = configuration
         configuration.readonly = true
         configuration.label = "minihost.reader"
-        self.configuration = configuration
-        pthread_key_create(&key) { pointer in
-            if let pointer { Unmanaged<DatabaseQueue>.fromOpaque(pointer).release() }
-        }
+        connections = PerThread { [configuration] in try DatabaseQueue(path: path, configuration: configuration) }
     }
 
     func read<T>(_ body: (Database) throws -> T) throws -> T {
@@ -35,11 +29,6 @@ final class ThreadLocalReaders: @unchecked Sendable {
     }
 
     private func reader() throws -> DatabaseQueue {
-        if let existing = pthread_getspecific(key) {
-            return Unmanaged<DatabaseQueue>.fromOpaque(existing).takeUnretainedValue()
-        }
-        let queue = try DatabaseQueue(path: path, configuration: configuration)
-        pthread_setspecific(key, Unmanaged.passRetained(queue).toOpaque())
-        return queue
+        try connections.get()
     }
 }

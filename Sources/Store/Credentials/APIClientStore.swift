@@ -6,6 +6,7 @@ import OpenSSLCrypto
 /// secret's SHA-256 at rest.
 public struct APIClientStore: Sendable {
     let db: StoreDatabase
+    let authenticated: AuthenticatedClients
 
     public static let scopes = ["upload", "download", "publish"]
 
@@ -28,6 +29,7 @@ public struct APIClientStore: Sendable {
                 throw StorageError(.invalid, "client \(key) already exists")
             }
             try client.insert(db)
+            try authenticated.generation.advance(db)
         }
         return secret
     }
@@ -43,21 +45,34 @@ public struct APIClientStore: Sendable {
             client.active = false
             client.revokedAt = Date()
             try client.update(db)
+            try authenticated.generation.advance(db)
             return true
         }
     }
 
     /// The active client whose secret this is, or nil. Unknown keys, revoked
     /// clients and wrong secrets take the same path and the same time.
+    /// A success is remembered until any client changes (``AuthenticatedClients``).
     public func authenticate(key: String, secret: String) throws -> APIClient? {
+        // Read before the row: a stamp from a row read before a change can
+        // then never equal what the file holds after it.
+        let current = authenticated.generation.current()
         let presented = try SHA256Hasher.hexDigest(of: Array(secret.utf8))
-        let client = try db.readSingleStatement {
-            try APIClient.fetchOne($0.cachedStatement(sql: "SELECT * FROM minihost_api_clients WHERE client_key = ?"),
-                                   arguments: [key])
+        if let remembered = authenticated.client(key: key, presentedHash: presented, current: current) {
+            return remembered
         }
-        let expected = client?.secretHash ?? Self.decoyHash
+        let found = try db.readSingleStatement { db -> (APIClient, Int64)? in
+            let statement = try db.cachedStatement(sql: """
+                SELECT c.*, g.value AS credential_generation
+                FROM minihost_api_clients c JOIN minihost_credential_generation g ON g.id = 1
+                WHERE c.client_key = ?
+                """)
+            return try Row.fetchOne(statement, arguments: [key]).map { (try APIClient(row: $0), $0["credential_generation"]) }
+        }
+        let expected = found?.0.secretHash ?? Self.decoyHash
         let matches = constantTimeEquals(Array(presented.utf8), Array(expected.utf8))
-        guard let client, matches, client.active else { return nil }
+        guard let (client, generation) = found, matches, client.active else { return nil }
+        authenticated.remember(client, stampedWith: generation)
         return client
     }
 

@@ -10,6 +10,7 @@ import OpenSSLCrypto
 ///     root/sessions/<id>/      acknowledged chunks of resumable uploads
 ///     root/public/             links to public files, and nginx's index of them
 ///     root/secret.key          the key that signs operator cookies
+///     root/credentials.generation  moves when an API client changes (``CredentialGeneration``)
 public struct DataDirectory: Sendable {
     public let root: String
 
@@ -30,6 +31,7 @@ public struct DataDirectory: Sendable {
     public var blobsPath: String { root + "/blobs" }
     public var temporaryPath: String { root + "/tmp" }
     public var secretKeyPath: String { root + "/secret.key" }
+    public var credentialGenerationPath: String { root + "/credentials.generation" }
     /// Chunks of resumable uploads, one folder per session.
     public var sessionsPath: String { root + "/sessions" }
     /// Links to public files and nginx's index of them (see ``PublicTree``).

@@ -1,0 +1,28 @@
+import Glibc
+
+/// One object per thread, made on the thread's first use and released when
+/// the thread ends.
+///
+/// For state that every worker thread touches on every request: owned by its
+/// thread, it needs no lock, and 128 threads never queue on one.
+final class PerThread<Value: AnyObject>: @unchecked Sendable {
+    private var key = pthread_key_t()
+    private let make: @Sendable () throws -> Value
+
+    init(_ make: @escaping @Sendable () throws -> Value) {
+        self.make = make
+        pthread_key_create(&key) { pointer in
+            if let pointer { Unmanaged<AnyObject>.fromOpaque(pointer).release() }
+        }
+    }
+
+    /// The calling thread's object.
+    func get() throws -> Value {
+        if let existing = pthread_getspecific(key) {
+            return Unmanaged<Value>.fromOpaque(existing).takeUnretainedValue()
+        }
+        let value = try make()
+        pthread_setspecific(key, Unmanaged.passRetained(value).toOpaque())
+        return value
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+import GRDB
+import MinihostTesting
+import Testing
+@testable import Store
+
+/// Remembered API clients: fast for the same credential, and ended at once by
+/// any change to any client, from any process.
+@Suite struct AuthenticatedClientsTests {
+    /// Deactivates a client behind the store's back, so only a remembered
+    /// client can still authenticate: shows whether an answer came from memory.
+    private func deactivateDirectly(_ key: String, in store: MinihostStore) throws {
+        try store.database.write { try $0.execute(sql: "UPDATE minihost_api_clients SET active = 0 WHERE client_key = ?", arguments: [key]) }
+    }
+
+    @Test func aSuccessIsRememberedForTheSameSecretOnly() throws {
+        let fixture = try TemporaryStore()
+        let secret = try fixture.store.clients.create(key: "app", scopes: ["download"])
+        #expect(try fixture.store.clients.authenticate(key: "app", secret: secret)?.clientKey == "app")
+        try deactivateDirectly("app", in: fixture.store)
+        #expect(try fixture.store.clients.authenticate(key: "app", secret: secret)?.clientKey == "app")
+        #expect(try fixture.store.clients.authenticate(key: "app", secret: secret + "0") == nil)
+        #expect(try fixture.store.clients.authenticate(key: "app", secret: String(secret.dropLast())) == nil)
+    }
+
+    @Test func anotherProcessRevokingEndsItAtOnce() throws {
+        let fixture = try TemporaryStore()
+        let secret = try fixture.store.clients.create(key: "app", scopes: ["download"])
+        let keep = try fixture.store.clients.create(key: "other", scopes: ["download"])
+        #expect(try fixture.store.clients.authenticate(key: "app", secret: secret) != nil)
+        #expect(try fixture.store.clients.authenticate(key: "other", secret: keep) != nil)
+        // A second store on the same folder stands in for `minihost client revoke`.
+        let cli = try MinihostStore(directory: fixture.store.directory, configuration: fixture.store.configuration)
+        #expect(try cli.clients.revoke(key: "app"))
+        #expect(try fixture.store.clients.authenticate(key: "app", secret: secret) == nil)
+        #expect(try fixture.store.clients.authenticate(key: "other", secret: keep)?.clientKey == "other")
+    }
+
+    @Test func aStampFromBeforeAChangeIsNeverTrusted() throws {
+        let fixture = try TemporaryStore()
+        let secret = try fixture.store.clients.create(key: "app", scopes: ["download"])
+        let client = try #require(try fixture.store.clients.authenticate(key: "app", secret: secret))
+        let generation = fixture.store.authenticatedClients.generation
+        let before = generation.current()
+        // What a reader that read the row just before a revocation would keep.
+        fixture.store.authenticatedClients.remember(client, stampedWith: before)
+        _ = try fixture.store.clients.create(key: "unrelated", scopes: ["upload"])
+        #expect(generation.current() > before)
+        #expect(fixture.store.authenticatedClients.client(key: "app", presentedHash: client.secretHash,
+                                                          current: generation.current()) == nil)
+    }
+
+    @Test func aFileLeftAheadOfTheDatabaseIsReconciledAtOpen() throws {
+        let fixture = try TemporaryStore()
+        let secret = try fixture.store.clients.create(key: "app", scopes: ["download"])
+        // A change whose transaction rolled back after the file moved.
+        #expect(throws: CancellationError.self) {
+            try fixture.store.database.write { db in
+                try fixture.store.authenticatedClients.generation.advance(db)
+                throw CancellationError()
+            }
+        }
+        let reopened = try MinihostStore(directory: fixture.store.directory, configuration: fixture.store.configuration)
+        #expect(try reopened.clients.authenticate(key: "app", secret: secret) != nil)
+        try deactivateDirectly("app", in: reopened)
+        #expect(try reopened.clients.authenticate(key: "app", secret: secret) != nil, "remembered again after the reconcile")
+    }
+
+    @Test func scopesMatchWholeNamesOnly() {
+        let client = APIClient(clientKey: "app", secretHash: "", scopes: "upload,download", active: true,
+                               createdAt: Date(), revokedAt: nil)
+        #expect(client.has(scope: "upload") && client.has(scope: "download"))
+        for other in ["up", "load", "", "upload,download", "publish", "download,"] {
+            #expect(!client.has(scope: other), "\(other)")
+        }
+    }
+}
