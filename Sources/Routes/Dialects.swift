@@ -14,6 +14,7 @@ extension RouteTable {
         table.register(HealthRoutes.self, configuration)
         table.register(MinihostRoutes.self, configuration)
         table.register(PlainRoutes.self, configuration)
+        table.register(UploaderRoutes.self, configuration)
         table.register(MetricsRoutes.self, configuration)
         #if DEBUG
         table.register(TestCrashRoutes.self, configuration)

@@ -30,6 +30,8 @@ enum ErrorMapping {
             return ErrorAnswer(status: .forbidden, message: "Folder is outside this password's scope")
         case let error as StorageError where error.code == .invalid:
             return ErrorAnswer(status: .badRequest, message: error.detail)
+        case let error as StorageError where error.code == .conflict:
+            return ErrorAnswer(status: .conflict, message: error.detail)
         case let error as RequestBodyError where error.code == .tooLarge:
             return ErrorAnswer(status: .payloadTooLarge, message: "Request body too large")
         case let error as RequestBodyError:

@@ -48,12 +48,14 @@ public struct FileUploadReceiver {
     }
 
     /// Streams the file part into a temporary blob. `beforeFile` sees the
-    /// text fields that came before the file part, before any of its bytes
-    /// are written: throwing there refuses the upload without storing it.
+    /// file part's headers (its name) and the text fields that came before
+    /// it, before any of its bytes are written: throwing there refuses the
+    /// upload without storing it.
     public func receive(_ request: Request, into store: MinihostStore, tooLarge: @autoclosure () -> HTTPError,
-                        beforeFile: @escaping ([String: String]) throws -> Void = { _ in }) throws -> ReceivedFile {
-        let part = try receive(request, tooLarge: tooLarge()) { _, _, fields in
-            try beforeFile(fields)
+                        beforeFile: @escaping (MultipartPartHeaders, [String: String]) throws -> Void = { _, _ in })
+        throws -> ReceivedFile {
+        let part = try receive(request, tooLarge: tooLarge()) { headers, _, fields in
+            try beforeFile(headers, fields)
             return try store.blobs.makeWriter()
         }
         do {

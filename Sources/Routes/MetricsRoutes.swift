@@ -31,8 +31,9 @@ struct MetricsRoutes: DialectRoutes {
                 sample.blobBytes = store.blobBytes
                 sample.uploadSessionsOpen = store.uploadSessionsOpen
                 sample.maintenance = store.maintenance.map { totals in
-                    var removed = ["temporary_files": Int64(totals.removed.temporaryFilesRemoved)]
-                    if totals.task == .gc {  // the sweeper only ever removes temporary files
+                    var removed = ["temporary_files": Int64(totals.removed.temporaryFilesRemoved),
+                                   "uploads_ended": Int64(totals.removed.uploadsEnded)]
+                    if totals.task == .gc {  // the sweeper removes only temporary files and ended uploads
                         removed["sessions"] = Int64(totals.removed.sessionsExpired)
                         removed["blobs"] = Int64(totals.removed.blobsRemoved)
                         removed["bytes"] = totals.removed.bytesFreed

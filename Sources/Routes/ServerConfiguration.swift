@@ -53,6 +53,8 @@ public struct ServerConfiguration: Sendable {
     /// rewriting (`MINIHOST_PUBLIC_INDEX_SECONDS`, default 10). Each new index
     /// costs an nginx reload; until it lands a worker serves new public files.
     public var publicIndexInterval: TimeInterval = 10
+    /// The uploader dialect's settings (`MINIHOST_UPLOADER_*`).
+    public var uploader = UploaderConfiguration()
     public var version: String
 
     public init(maxUploadBytes: Int64 = Int64(defaultMaxMB) << 20, extraCORSOrigins: [String] = [],
@@ -132,6 +134,7 @@ public struct ServerConfiguration: Sendable {
         if let seconds = reader.number("MINIHOST_PUBLIC_INDEX_SECONDS", in: 0.1...3600, fallback: "10") {
             configuration.publicIndexInterval = seconds
         }
+        configuration.uploader = UploaderConfiguration.read(&reader)
         return (configuration, reader.warnings)
     }
 

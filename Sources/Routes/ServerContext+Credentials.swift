@@ -69,9 +69,9 @@ extension ServerContext {
         return nil
     }
 
-    /// Verifies an operator's password under the shared limiter; false for
-    /// an unknown operator too, after the same work.
-    func verifyOperatorPassword(_ password: String, hash: String?, _ request: Request) throws -> Bool {
+    /// Verifies a password (an operator's, an account's) under the shared
+    /// limiter; false for a nil hash (an unknown name) too, after the same work.
+    func verifyPassword(_ password: String, hash: String?, _ request: Request) throws -> Bool {
         try passwordHashing.run { () throws -> Bool in
             if request.isAbandoned() { throw ClientGone() }
             return try Scrypt.verify(password: password, encoded: hash ?? decoyPasswordHash)

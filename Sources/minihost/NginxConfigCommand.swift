@@ -16,6 +16,8 @@ struct NginxConfig: ParsableCommand {
     var publicRoot: String = "/var/lib/minihost/public"
     @Option(help: "Largest upload in MB (match MINIHOST_MAX_MB).") var maxMb: Int = 50
     @Option(help: "Largest chunk in MB (match MINIHOST_MAX_CHUNK_MB).") var maxChunkMb: Int = 100
+    @Option(help: "Largest uploader-dialect upload in MB (match MINIHOST_UPLOADER_MAX_MB).")
+    var uploaderMaxMb: Int = UploaderConfiguration.defaultMaxMB
     @Option(help: "HTTP listen address.") var httpListen: String = "80"
     @Option(help: "HTTPS listen address.") var httpsListen: String = "443"
     @Option(help: "server_name of the content origin (MINIHOST_CONTENT_ORIGIN's host), a separate site that serves only stored bytes.")
@@ -31,6 +33,7 @@ struct NginxConfig: ParsableCommand {
             throw ValidationError("--max-mb takes 1 to \(ServerConfiguration.maxMBCap)")
         }
         if !(1...4096).contains(maxChunkMb) { throw ValidationError("--max-chunk-mb takes 1 to 4096") }
+        if !(1...16_384).contains(uploaderMaxMb) { throw ValidationError("--uploader-max-mb takes 1 to 16384") }
     }
 
     func run() throws {
@@ -47,6 +50,7 @@ struct NginxConfig: ParsableCommand {
         var environment = ProcessInfo.processInfo.environment
         environment["MINIHOST_MAX_MB"] = String(maxMb)
         environment["MINIHOST_MAX_CHUNK_MB"] = String(maxChunkMb)
+        environment["MINIHOST_UPLOADER_MAX_MB"] = String(uploaderMaxMb)
         if let publicOrigin { environment["MINIHOST_PUBLIC_ORIGIN"] = publicOrigin }
         if let corsOrigins { environment["MINIHOST_CORS_ORIGINS"] = corsOrigins }
         let configuration = ServerConfiguration.fromEnvironment(environment).0

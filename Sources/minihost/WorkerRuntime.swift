@@ -96,11 +96,18 @@ final class WorkerRuntime: Sendable {
 
     func stop() -> Bool { server.stop() }
 
-    /// Removes temporary files interrupted uploads left, and counts the run.
+    /// Removes temporary files interrupted uploads left and uploads that
+    /// ended (expired, or out of downloads), and counts the run.
     static func sweep(_ store: MinihostStore, _ logger: Logger) {
         let removed = store.blobs.sweepTemporaryFiles(olderThan: 3600)
+        var ended = 0
         do {
-            try store.recordMaintenance(.sweeper, GarbageReport(temporaryFilesRemoved: removed))
+            ended = try store.purgeEnded()
+        } catch {
+            logger.warning("ended uploads not purged", metadata: ["error": "\(error)"])
+        }
+        do {
+            try store.recordMaintenance(.sweeper, GarbageReport(temporaryFilesRemoved: removed, uploadsEnded: ended))
         } catch {
             logger.warning("sweeper run not recorded", metadata: ["error": "\(error)"])
         }

@@ -89,9 +89,39 @@ import Testing
         let publicId = try #require(upload.publicId)
         let codes = try #require(try map(fixture, tree.codesFile)[publicId])
         for (slotIndex, slot) in tree.slots.enumerated() {
+            guard slot.route.api == PlainRoutes.api else {
+                // Another dialect's route on the same tree: its id shape differs, so never from nginx.
+                #expect(Array(codes)[slotIndex] == "-", "\(slot.route.name) \(slot.origin)")
+                continue
+            }
             let raw = slot.route.path.text.hasPrefix("/s/")
             // SVG runs script: inline only on the content origin, and /d/ always downloads.
             #expect(Array(codes)[slotIndex] == (raw && slot.contentOrigin ? "i" : "a"), "\(slot.route.name) \(slot.origin)")
+        }
+    }
+
+    @Test func uploaderFilesAreIndexedForFileAndFButNotWithALimit() throws {
+        let fixture = try RouteFixture()
+        func commit(_ name: String, _ type: String, id: String, maxDownloads: Int? = nil) throws {
+            let writer = try fixture.store.blobs.makeWriter()
+            try Array(name.utf8).withUnsafeBytes { try writer.write($0) }
+            _ = try fixture.store.uploader.commit(try writer.finish(), owner: UploaderStore.anonymous, fileName: name,
+                                                  contentType: type, ext: ".x", fileURL: id, maxDownloads: maxDownloads)
+        }
+        try commit("clip.mp4", "video/mp4", id: "AbCdEfGhIj")
+        try commit("page.html", "text/html", id: "KlMnOpQrSt")
+        try commit("once.mp4", "video/mp4", id: "UvWxYz0123", maxDownloads: 1)
+        let index = try PublicIndex(context: fixture.context)
+        try index.refresh()
+        let tree = try #require(index.layout.trees.first { $0.kind == .links })
+        let codes = try map(fixture, tree.codesFile)
+        #expect(codes["UvWxYz0123"] == nil, "a file whose downloads count is never nginx's alone")
+        for (id, onApp) in [("AbCdEfGhIj", "i"), ("KlMnOpQrSt", "a")] {
+            let code = Array(try #require(codes[id]))
+            for (slotIndex, slot) in tree.slots.enumerated() {
+                let expected = slot.route.api != UploaderRoutes.api ? "-" : slot.contentOrigin ? "i" : onApp
+                #expect(String(code[slotIndex]) == expected, "\(id) \(slot.route.name) \(slot.origin)")
+            }
         }
     }
 

@@ -28,7 +28,7 @@ class Secrets:
 
     # Body fields and JSON keys that carry secrets, in any dialect.
     FIELDS = {"password", "newpassword", "new_password", "oldpassword", "secret", "token", "access_token",
-              "refresh_token", "credential", "key", "apikey", "api_key", "ticket"}
+              "refresh_token", "accesstoken", "credential", "key", "apikey", "api_key", "ticket"}
     MIN_LENGTH = 8  # shorter values ("wrong") would match ordinary text
     values = set()
 

@@ -12,7 +12,7 @@ extension MinihostRoutes {
             throw HTTPErrorResponse(.badRequest, "username and password are required")
         }
         let account = try store.operators.record(username: username)
-        let verified = try context.verifyOperatorPassword(password, hash: account?.passwordHash, request)
+        let verified = try context.verifyPassword(password, hash: account?.passwordHash, request)
         guard let account, verified else {
             audit(request, actor: "operator:?", action: "admin_login", uploadId: nil, status: 401,
                   detail: "failed sign-in")

@@ -16,7 +16,7 @@ extension PlainRoutes {
         var receiver = FileUploadReceiver(maxBytes: context.configuration.maxUploadBytes)
         receiver.missingFile = { HTTPErrorResponse(.badRequest, "No file uploaded") }
         var early: (AccountCredential, Folder)?
-        let received = try receiver.receive(request, into: store, tooLarge: HTTPErrorResponse(.payloadTooLarge, "File too large")) { fields in
+        let received = try receiver.receive(request, into: store, tooLarge: HTTPErrorResponse(.payloadTooLarge, "File too large")) { _, fields in
             guard fields["username"] != nil || fields["password"] != nil else { return }
             let credential = try route.authenticate(fields: fields) as! AccountCredential
             early = (credential, try targetFolder(credential, fields["folderId"]))

@@ -144,29 +144,3 @@ extension PlainRoutes {
         Base64URL.encode(try SecureRandom.bytes(12))
     }
 }
-
-/// Base64url without padding.
-enum Base64URL {
-    static func encode(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
-}
-
-/// A content type from a file name's extension, for uploads that arrive in
-/// chunks with no part header to say. Unknown types are served as attachments.
-enum MediaTypeGuess {
-    static let byExtension: [String: String] = [
-        "txt": "text/plain; charset=utf-8", "html": "text/html; charset=utf-8", "css": "text/css", "csv": "text/csv",
-        "json": "application/json", "pdf": "application/pdf", "zip": "application/zip", "gz": "application/gzip",
-        "tar": "application/x-tar", "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif",
-        "webp": "image/webp", "svg": "image/svg+xml", "mp4": "video/mp4", "webm": "video/webm", "mp3": "audio/mpeg",
-        "wav": "audio/wav", "ogg": "audio/ogg",
-    ]
-
-    static func forFileName(_ name: String) -> String {
-        guard let dot = name.lastIndex(of: ".") else { return "application/octet-stream" }
-        return byExtension[name[name.index(after: dot)...].lowercased()] ?? "application/octet-stream"
-    }
-}

@@ -298,6 +298,27 @@ enum Migrations {
                 INSERT INTO minihost_credential_generation (id, value) VALUES (1, 1);
                 """)
         }
+        // The uploader dialect: access tokens for user accounts (hashed,
+        // expiring), its side table, the sweeper's index of uploads that
+        // end, and its count of them.
+        migrator.registerMigration("v10-uploader") { db in
+            try db.execute(sql: """
+                CREATE TABLE minihost_access_tokens (
+                    token_hash TEXT PRIMARY KEY NOT NULL,
+                    username TEXT NOT NULL REFERENCES minihost_users(username) ON DELETE CASCADE,
+                    long_lived BOOLEAN NOT NULL DEFAULT 0,
+                    created_at DATETIME NOT NULL,
+                    expires_at DATETIME NOT NULL
+                );
+                CREATE INDEX minihost_access_tokens_user ON minihost_access_tokens(username);
+                CREATE TABLE minihost_uploader_files (
+                    upload_id TEXT PRIMARY KEY NOT NULL REFERENCES minihost_uploads(id) ON DELETE CASCADE,
+                    ext TEXT NOT NULL
+                );
+                CREATE INDEX minihost_uploads_expiry ON minihost_uploads(expires_at) WHERE expires_at IS NOT NULL;
+                ALTER TABLE minihost_maintenance ADD COLUMN uploads_ended INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
         return migrator
     }
 }

@@ -10,14 +10,17 @@ public struct GarbageReport: Sendable {
     /// Public links made or removed to match the database (nonzero only
     /// after a crash between a commit and its link).
     public var publicLinksRepaired: Int = 0
+    /// Uploads purged because they expired or used up their downloads.
+    public var uploadsEnded: Int = 0
 
     public init(temporaryFilesRemoved: Int = 0, sessionsExpired: Int = 0, blobsRemoved: Int = 0, bytesFreed: Int64 = 0,
-                publicLinksRepaired: Int = 0) {
+                publicLinksRepaired: Int = 0, uploadsEnded: Int = 0) {
         self.temporaryFilesRemoved = temporaryFilesRemoved
         self.sessionsExpired = sessionsExpired
         self.blobsRemoved = blobsRemoved
         self.bytesFreed = bytesFreed
         self.publicLinksRepaired = publicLinksRepaired
+        self.uploadsEnded = uploadsEnded
     }
 }
 
@@ -43,7 +46,8 @@ public struct IntegrityProblem: Sendable, CustomStringConvertible {
 
 extension MinihostStore {
     /// Removes stale temporary files, expired upload sessions (with their
-    /// chunks), and every blob no row references, and puts the public tree
+    /// chunks), uploads that ended (``purgeEnded(now:)``), and every blob no
+    /// row references, and puts the public tree
     /// right; the run and what it removed are added to the totals
     /// (``statistics()``).
     /// Runs under the cross-process write lock, so it can't race an upload
@@ -51,6 +55,7 @@ extension MinihostStore {
     public func collectGarbage(temporaryFileAge: TimeInterval = 3600) throws -> GarbageReport {
         let temporaryRemoved = blobs.sweepTemporaryFiles(olderThan: temporaryFileAge)
         let sessionsExpired = try expireSessions()
+        let ended = try purgeEnded()
         let repaired = try reconcilePublicTree()
         var removed = 0
         var freed: Int64 = 0
@@ -63,7 +68,8 @@ extension MinihostStore {
             }
         }
         let report = GarbageReport(temporaryFilesRemoved: temporaryRemoved, sessionsExpired: sessionsExpired,
-                                   blobsRemoved: removed, bytesFreed: freed, publicLinksRepaired: repaired.made + repaired.removed)
+                                   blobsRemoved: removed, bytesFreed: freed, publicLinksRepaired: repaired.made + repaired.removed,
+                                   uploadsEnded: ended)
         try recordMaintenance(.gc, report)
         return report
     }

@@ -53,7 +53,8 @@ extension MinihostStore {
                     task: task, runs: row["runs"], lastRunAt: row["last_run_at"],
                     removed: GarbageReport(temporaryFilesRemoved: row["temporary_files_removed"],
                                            sessionsExpired: row["sessions_expired"], blobsRemoved: row["blobs_removed"],
-                                           bytesFreed: row["bytes_freed"], publicLinksRepaired: row["public_links_repaired"]))
+                                           bytesFreed: row["bytes_freed"], publicLinksRepaired: row["public_links_repaired"],
+                                           uploadsEnded: row["uploads_ended"]))
             }
             return statistics
         }
@@ -66,10 +67,10 @@ extension MinihostStore {
                 UPDATE minihost_maintenance SET runs = runs + 1, last_run_at = ?,
                     temporary_files_removed = temporary_files_removed + ?, sessions_expired = sessions_expired + ?,
                     blobs_removed = blobs_removed + ?, bytes_freed = bytes_freed + ?,
-                    public_links_repaired = public_links_repaired + ?
+                    public_links_repaired = public_links_repaired + ?, uploads_ended = uploads_ended + ?
                 WHERE task = ?
                 """, arguments: [now, report.temporaryFilesRemoved, report.sessionsExpired, report.blobsRemoved,
-                                 report.bytesFreed, report.publicLinksRepaired, task.rawValue])
+                                 report.bytesFreed, report.publicLinksRepaired, report.uploadsEnded, task.rawValue])
         }
     }
 

@@ -192,7 +192,7 @@ extension MinihostStore {
 
     /// Adds to `released` the blob the purged row no longer references and
     /// whether it was linked in the public tree.
-    private func purgeRow(_ upload: Upload, now: Date, _ db: Database, into released: inout Released) throws {
+    func purgeRow(_ upload: Upload, now: Date, _ db: Database, into released: inout Released) throws {
         var purged = upload
         purged.state = .purged
         purged.blob = nil

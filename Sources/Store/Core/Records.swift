@@ -66,8 +66,10 @@ public struct Owner: Hashable, Sendable, CustomStringConvertible {
 
         /// A minihost API client (`client_key.secret`).
         public static let apiClient = Kind(rawValue: "api_client")
-        /// A plain-dialect user account.
+        /// A user account (plain and uploader dialects).
         public static let user = Kind(rawValue: "user")
+        /// Whoever holds an anonymous uploader file's delete key.
+        public static let anonymous = Kind(rawValue: "anonymous")
     }
 
     public var kind: Kind

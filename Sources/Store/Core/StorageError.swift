@@ -23,6 +23,8 @@ public struct StorageError: Error, CustomStringConvertible, Sendable {
         public static let databaseFull = Code(name: "databaseFull")
         /// SQLite's lock stayed taken past the busy timeout; retry.
         public static let busy = Code(name: "busy")
+        /// The name is taken (an account that already exists).
+        public static let conflict = Code(name: "conflict")
     }
 
     public let code: Code

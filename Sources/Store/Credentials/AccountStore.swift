@@ -35,13 +35,18 @@ public struct AccountStore: Sendable {
                         createdAt: now)
         try db.write { db in
             guard try User.fetchOne(db, key: username) == nil else {
-                throw StorageError(.invalid, "user \(username) already exists")
+                throw StorageError(.conflict, "user \(username) already exists")
             }
             try user.insert(db)
             var root = Folder(id: nil, username: username, parentId: nil, name: "", createdAt: now)
             try root.insert(db)
         }
         return user
+    }
+
+    /// The user `username`, or nil.
+    public func user(username: String) throws -> User? {
+        try db.read { try User.fetchOne($0, key: username) }
     }
 
     public func listUsers() throws -> [User] {
