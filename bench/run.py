@@ -221,13 +221,19 @@ def measure_slow_uploaders(server, work, slow):
     }
 
 
+def ensure_bench_user(server):
+    """The plain-dialect user the chunked and password measures share."""
+    if not any(line.split("\t")[0] == "bench" for line in server.cli("user", "list").splitlines()):
+        server.cli("user", "create", "bench", "--password-stdin", stdin="bench primary password\n")
+
+
 def measure_chunked(server, big, runs):
     """500 MB in 8 MiB chunks, 4 in parallel, by Python requests (target) and
     the example script (reported), against the single-request upload, in
     rotated order; every step gets new content, a sync and a pause, and its
     stored bytes are read back. Each chunked run uses a new secondary password,
     so it pays one cold scrypt as a script starting fresh does."""
-    server.cli("user", "create", "bench", "--password-stdin", stdin="bench primary password\n")
+    ensure_bench_user(server)
     script = ROOT / "docs" / "examples" / "plain-resumable-upload.sh"
 
     def new_secondary():
@@ -280,6 +286,7 @@ def measure_password_checks(server, seconds):
     (remembered after one scrypt), and a wrong one (a full scrypt N=2^17 each,
     401 every time), with the latency distribution and the worker's peak RSS.
     The wrong-password load queues for scrypt, so wrk waits up to 30 s."""
+    ensure_bench_user(server)
     secondary = server.cli("user", "secondary", "create", "bench", f"checks-{os.urandom(4).hex()}").splitlines()[-1]
     results = {}
     for name, password, status in [("check_credentials", secondary, 200),

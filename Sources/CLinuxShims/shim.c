@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <malloc.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/prctl.h>
@@ -18,4 +19,8 @@ int minihost_sync_file_system(int fd) {
 
 int minihost_set_parent_death_signal(int signal) {
     return prctl(PR_SET_PDEATHSIG, (unsigned long)signal, 0, 0, 0);
+}
+
+int minihost_release_free_memory(void) {
+    return malloc_trim(0);
 }

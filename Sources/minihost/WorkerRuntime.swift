@@ -14,6 +14,7 @@ final class WorkerRuntime: Sendable {
     let context: ServerContext
     let configuration: ServerConfiguration
     let logger: Logger
+    private let memory = IdleMemoryRelease()
 
     init(data: DataDirectory, address: ListenAddress, workers: Int, secureCookies: Bool, gracePeriod: Double = 30,
          fileServing: FastCGIServer.FileServing, logger: Logger) throws {
@@ -29,6 +30,7 @@ final class WorkerRuntime: Sendable {
         let router = try context.makeRouter()
         let metrics = context.metrics
         let requestLogger = logger
+        let memory = self.memory
         server = FastCGIServer(
             configuration: .init(address: address, workerCount: workers, fileServing: fileServing,
                                  shutdownGracePeriod: gracePeriod),
@@ -38,6 +40,7 @@ final class WorkerRuntime: Sendable {
                                 duration: outcome.duration, bytesReceived: outcome.bytesReceived,
                                 bytesSent: outcome.bytesSent)
                 Self.logRequest(request, response, outcome, requestLogger)
+                memory.requestFinished()
             },
             responder: { request in
                 RequestId.$current.withValue(request.requestId) { router.respond(to: request) }
@@ -72,6 +75,7 @@ final class WorkerRuntime: Sendable {
         }
         try server.start()
         let store = self.store
+        memory.start { store.closeIdleReaders() }
         let logger = self.logger
         Thread.detachNewThread {
             while true {

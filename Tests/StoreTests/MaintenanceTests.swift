@@ -42,6 +42,18 @@ import Testing
         #expect(problems.contains { $0.kind == .missingBlob && $0.uploadIds == [missing.id] })
     }
 
+    @Test func idleReadConnectionsCloseAndReopenOnTheNextRead() throws {
+        let fixture = try TemporaryStore()
+        let upload = try fixture.upload(Array("kept".utf8))
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            _ = try? fixture.store.upload(id: upload.id, owner: .apiClient("app"))
+        }
+        #expect(fixture.store.closeIdleReaders() >= 1)
+        #expect(fixture.store.closeIdleReaders() == 0)
+        #expect(try fixture.store.upload(id: upload.id, owner: .apiClient("app"))?.id == upload.id)
+        #expect(fixture.store.closeIdleReaders() == 1)
+    }
+
     @Test func clientSecretsAreHashedAndCheckedExactly() throws {
         let fixture = try TemporaryStore()
         let secret = try fixture.store.clients.create(key: "app", scopes: ["upload", "download"])

@@ -22,4 +22,8 @@ int minihost_sync_file_system(int fd);
 /// (prctl PR_SET_PDEATHSIG); kept across execve.
 int minihost_set_parent_death_signal(int signal);
 
+/// Returns freed heap memory in every malloc arena to the kernel
+/// (malloc_trim(0)); 1 if any was returned, 0 if none could be.
+int minihost_release_free_memory(void);
+
 #endif

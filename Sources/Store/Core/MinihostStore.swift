@@ -50,6 +50,12 @@ public final class MinihostStore: Sendable {
         try db.write { try generation.advance($0) }
     }
 
+    /// Closes the read connections no thread is using, for a server that
+    /// went quiet; each thread opens its own again on its next read.
+    /// Returns how many it closed.
+    @discardableResult
+    public func closeIdleReaders() -> Int { db.closeIdleReaders() }
+
     // The stores beside the core, one per kind of credential or owner, and
     // one per dialect that keeps attributes of its own. Each is a view over
     // the same database.

@@ -59,6 +59,10 @@ final class StoreDatabase: Sendable {
         }
     }
 
+    /// Closes the read connections no thread is using (see ``ThreadLocalReaders``).
+    @discardableResult
+    func closeIdleReaders() -> Int { readers.closeIdle() }
+
     /// Reads on the calling thread's own connection (see ``ThreadLocalReaders``).
     func read<T>(_ body: (Database) throws -> T) throws -> T {
         try StorageError.translating { try readers.read(body) }
