@@ -108,7 +108,8 @@ class Minihost:
         self.port = free_port()
         self.data = data
         self.base = f"http://127.0.0.1:{self.port}"
-        full_env = {**os.environ, "MINIHOST_RATE_LIMIT": "off", "MINIHOST_MAX_MB": "500", "MINIHOST_LOG_LEVEL": "warning",
+        full_env = {**os.environ, "MINIHOST_RATE_LIMIT": "off", "MINIHOST_MAX_MB": "500", "MINIHOST_UPLOADER_MAX_MB": "1024",
+                    "MINIHOST_LOG_LEVEL": "warning",
                     "MINIHOST_PUBLIC_INDEX_SECONDS": "1",
                     **(env or {})}
         OUT.mkdir(parents=True, exist_ok=True)
@@ -134,6 +135,12 @@ class Minihost:
     def upload(self, path: Path) -> dict:
         out = subprocess.run(["curl", "-sS", "-f", "-H", self.auth(), "-F", f"file=@{path}",
                               self.base + "/api/minihost/upload"], capture_output=True, text=True, check=True).stdout
+        return json.loads(out)
+
+    def uploader_upload(self, path: Path) -> dict:
+        """An anonymous uploader-dialect upload (`POST /api/upload`)."""
+        out = subprocess.run(["curl", "-sS", "-f", "-F", f"file=@{path}", self.base + "/api/upload"],
+                             capture_output=True, text=True, check=True).stdout
         return json.loads(out)
 
     def stored_sha256(self, url, headers=None):

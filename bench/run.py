@@ -33,8 +33,9 @@ def rotated(steps, index):
 
 
 def measure_large_upload(server, reference, big, work, pairs):
-    """Upload ÷ dd and ÷ nginx WebDAV PUT: rotated runs, each step after the same
-    sync and pause, new content for every upload, the stored bytes read back."""
+    """Upload (minihost and uploader dialects) ÷ dd and ÷ nginx WebDAV PUT:
+    rotated runs, each step after the same sync and pause, new content for
+    every upload, the stored bytes read back."""
     dd_target = work / "data" / "dd.bin"
 
     def run_dd():
@@ -55,13 +56,23 @@ def measure_large_upload(server, reference, big, work, pairs):
         assert server.downloaded_sha256(answer["uploadId"]) == expected, "the stored bytes differ"
         return seconds
 
+    def run_uploader_upload():
+        expected = refresh(big)
+        settle()
+        start = time.perf_counter()
+        answer = server.uploader_upload(big)
+        seconds = time.perf_counter() - start
+        assert server.stored_sha256(f"{server.base}/file/{answer['file_url']}") == expected, "the stored bytes differ"
+        return seconds
+
     def prepared(run):
         def step():
             settle()
             return run()
         return step
 
-    steps = [("dd", prepared(run_dd)), ("put", prepared(run_put)), ("upload", run_upload)]
+    steps = [("dd", prepared(run_dd)), ("put", prepared(run_put)), ("upload", run_upload),
+             ("uploader", run_uploader_upload)]
     runs = []
     with RSSSampler(server) as rss:
         for index in range(pairs):
@@ -76,6 +87,8 @@ def measure_large_upload(server, reference, big, work, pairs):
         "put_s": summary([r["put"] for r in runs]),
         "upload_over_dd": summary([r["upload"] / r["dd"] for r in runs]),
         "upload_over_put": summary([r["upload"] / r["put"] for r in runs]),
+        "uploader_s": summary([r["uploader"] for r in runs]),
+        "uploader_over_dd": summary([r["uploader"] / r["dd"] for r in runs]),
         "peak_worker_rss_mb": rss.peak_mb,
     }
 
@@ -305,6 +318,7 @@ TARGETS = [
     # (label, key, comparison, target); "report" rows have no target.
     ("upload ÷ dd", "upload_over_dd", "<=", 1.3),
     ("upload ÷ nginx WebDAV PUT", "upload_over_put", None, None),
+    ("uploader-dialect upload ÷ dd", "uploader_over_dd", "<=", 1.3),
     ("256 MB upload ÷ nginx PUT, all on tmpfs", "tmpfs_upload_over_put", "<=", 1.3),
     ("peak worker RSS during the uploads (MB)", "peak_worker_rss_mb", "<=", 64),
     ("idle worker RSS after the mixed load (MB)", "idle_worker_rss_after_load_mb", "<=", 64),

@@ -24,3 +24,7 @@ int minihost_set_parent_death_signal(int signal) {
 int minihost_release_free_memory(void) {
     return malloc_trim(0);
 }
+
+int minihost_fix_mmap_threshold(int bytes) {
+    return mallopt(M_MMAP_THRESHOLD, bytes);
+}

@@ -12,12 +12,20 @@ import Synchronization
 /// connections and runs `malloc_trim(0)`.
 final class IdleMemoryRelease: Sendable {
     private let finished = Atomic<Int>(0)
+    /// Blocks from this size up get pages of their own, given back whole
+    /// when freed. glibc's default starts at 128 KiB but rises to the size
+    /// of each large block freed (up to 32 MiB), so upload buffers came from
+    /// the arenas and fragmented them past what `malloc_trim` can return:
+    /// after 60 concurrent 3 MB uploads a worker kept 24.5 MB of anonymous
+    /// memory, 18.8 MB with the threshold fixed.
+    static let mmapThreshold: Int32 = 128 << 10
 
     func requestFinished() {
         finished.add(1, ordering: .relaxed)
     }
 
     func start(quiet: TimeInterval = 2, release: @escaping @Sendable () -> Void) {
+        _ = minihost_fix_mmap_threshold(Self.mmapThreshold)
         Thread.detachNewThread { [self] in
             var seen = 0
             var released = 0

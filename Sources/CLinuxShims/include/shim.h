@@ -26,4 +26,9 @@ int minihost_set_parent_death_signal(int signal);
 /// (malloc_trim(0)); 1 if any was returned, 0 if none could be.
 int minihost_release_free_memory(void);
 
+/// Fixes malloc's mmap threshold at `bytes` (mallopt M_MMAP_THRESHOLD),
+/// which also stops glibc raising it as large blocks are freed. Returns 1 on
+/// success, 0 on failure.
+int minihost_fix_mmap_threshold(int bytes);
+
 #endif
