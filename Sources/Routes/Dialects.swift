@@ -15,6 +15,7 @@ extension RouteTable {
         table.register(MinihostRoutes.self, configuration)
         table.register(PlainRoutes.self, configuration)
         table.register(UploaderRoutes.self, configuration)
+        table.register(SkysendRoutes.self, configuration)
         table.register(MetricsRoutes.self, configuration)
         #if DEBUG
         table.register(TestCrashRoutes.self, configuration)

@@ -55,6 +55,8 @@ public struct ServerConfiguration: Sendable {
     public var publicIndexInterval: TimeInterval = 10
     /// The uploader dialect's settings (`MINIHOST_UPLOADER_*`).
     public var uploader = UploaderConfiguration()
+    /// The skysend dialect's settings (`MINIHOST_SKYSEND_*`).
+    public var skysend = SkysendConfiguration()
     public var version: String
 
     public init(maxUploadBytes: Int64 = Int64(defaultMaxMB) << 20, extraCORSOrigins: [String] = [],
@@ -135,6 +137,7 @@ public struct ServerConfiguration: Sendable {
             configuration.publicIndexInterval = seconds
         }
         configuration.uploader = UploaderConfiguration.read(&reader)
+        configuration.skysend = SkysendConfiguration.read(&reader)
         return (configuration, reader.warnings)
     }
 

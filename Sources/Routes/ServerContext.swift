@@ -24,6 +24,8 @@ public final class ServerContext: Sendable {
     /// Verified against when the username is unknown, so unknown users and
     /// wrong passwords take the same time.
     let decoyPasswordHash: String
+    /// Failed password checks per resource and address (skysend).
+    let passwordLockout: PasswordLockout
     /// Request and store metrics (``MetricsRoutes``).
     public let metrics = ServerMetrics()
     /// The worker pool's thread counts (total, busy), set by whoever runs
@@ -39,6 +41,8 @@ public final class ServerContext: Sendable {
         passwordHashing = ConcurrencyLimiter(limit: configuration.passwordChecks, maxWaiting: configuration.passwordQueue)
         verifiedCredentials = VerifiedCredentialCache(lifetime: configuration.credentialCacheLifetime)
         decoyPasswordHash = (try? passwordHasher.hash(password: "decoy-password")) ?? ""
+        passwordLockout = PasswordLockout(attempts: configuration.skysend.passwordAttempts,
+                                          duration: configuration.skysend.lockout)
         operatorCookie = OperatorCookie(signingKey: cookieSigningKey, secure: configuration.secureCookies,
                                         lifetime: configuration.operatorSessionLifetime)
     }

@@ -319,6 +319,28 @@ enum Migrations {
                 ALTER TABLE minihost_maintenance ADD COLUMN uploads_ended INTEGER NOT NULL DEFAULT 0;
                 """)
         }
+        // The skysend dialect's notes: client-side encrypted text, with the
+        // SHA-256 of each token the client derived, an expiry and a view limit.
+        migrator.registerMigration("v11-skysend-notes") { db in
+            try db.execute(sql: """
+                CREATE TABLE minihost_skysend_notes (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    auth_token_hash TEXT NOT NULL,
+                    owner_token_hash TEXT NOT NULL,
+                    salt TEXT NOT NULL,
+                    encrypted_content BLOB NOT NULL,
+                    nonce BLOB NOT NULL,
+                    content_type TEXT NOT NULL,
+                    password_salt TEXT,
+                    password_algo TEXT,
+                    max_views INTEGER NOT NULL,
+                    view_count INTEGER NOT NULL DEFAULT 0,
+                    expires_at DATETIME NOT NULL,
+                    created_at DATETIME NOT NULL
+                );
+                CREATE INDEX minihost_skysend_notes_expiry ON minihost_skysend_notes(expires_at);
+                """)
+        }
         return migrator
     }
 }

@@ -51,17 +51,19 @@ extension MinihostStore {
     }
 
     /// Purges up to `limit` ready uploads that ended more than
-    /// ``endedGrace`` ago; their blobs go when nothing else references them.
-    /// Returns how many it purged. The sweeper and gc call it.
+    /// ``endedGrace`` ago (their blobs go when nothing else references
+    /// them), and deletes up to `limit` skysend notes that ended. Returns how
+    /// many of both. The sweeper and gc call it.
     @discardableResult
     public func purgeEnded(now: Date = Date(), limit: Int = 1000) throws -> Int {
         let cutoff = now.addingTimeInterval(-Self.endedGrace)
-        return try writeReleasingBlobs { db, released in
+        let notes = try skysendNotes.deleteEnded(now: now, limit: limit)
+        return notes + (try writeReleasingBlobs { db, released in
             let ended = try Upload.fetchAll(db, sql: """
                 SELECT * FROM minihost_uploads WHERE expires_at IS NOT NULL AND expires_at < ? AND state = 'ready' LIMIT ?
                 """, arguments: [cutoff, limit])
             for upload in ended { try purgeRow(upload, now: now, db, into: &released) }
             return ended.count
-        }
+        })
     }
 }

@@ -1,0 +1,79 @@
+import Foundation
+import HTTPCore
+import Store
+
+/// The skysend dialect (`skysend-api.txt`, SkySend's Hono server): the
+/// client encrypts everything with keys derived from a secret the server
+/// never sees, and proves what it knows with two tokens derived from it,
+/// which the server keeps as SHA-256 and compares in constant time.
+/// Errors are `{"error": …}` in upstream's words.
+///
+/// Served so far: `GET /api/config` and the notes. Files (`/api/upload…`,
+/// info, download, meta, password, exists) are not yet.
+struct SkysendRoutes: DialectRoutes {
+    let context: ServerContext
+
+    init(_ context: ServerContext) { self.context = context }
+
+    var store: MinihostStore { context.store }
+    var configuration: SkysendConfiguration { context.configuration.skysend }
+
+    static let api = "skysend"
+
+    /// Upstream's ids: random UUIDs, in lowercase.
+    static let id = ParameterConstraint.characters(
+        "0123456789abcdef-", count: 36...36, regexClass: "0-9a-f-", example: "0b7c3a52-1d9e-4f7a-9c1e-2a4b6d8f0e13")
+
+    static func register(in table: inout RouteTable, configuration: ServerConfiguration) {
+        table.group(.json, prefix: "/api") { api in
+            api.add("GET", "/config") { Self($0.server).config($0) }
+            let note = ["id": id]
+            api.add("POST", "/note", body: .json(limit: 2 << 20)) { try Self($0.server).createNote($0) }
+            api.add("GET", "/note/:id", constraints: note) { try Self($0.server).noteInfo($0) }
+            api.add("POST", "/note/:id/view", constraints: note, body: .json(limit: 16 << 10)) {
+                try Self($0.server).viewNote($0)
+            }
+            api.add("POST", "/note/:id/password", constraints: note, body: .json(limit: 16 << 10)) {
+                try Self($0.server).checkNotePassword($0)
+            }
+            api.add("DELETE", "/note/:id", constraints: note) { try Self($0.server).deleteNote($0) }
+        }
+    }
+
+    /// `GET /api/config`: the limits and options a client offers its user.
+    func config(_ route: RouteRequest) -> Response {
+        JSONResponse.make([
+            "maxFileSize": configuration.maxUploadBytes,
+            "maxFilesPerUpload": 32,
+            "expireOptions": configuration.expireOptions,
+            "defaultExpire": configuration.expireOptions.contains(86_400) ? 86_400 : configuration.expireOptions[0],
+            "downloadOptions": configuration.downloadOptions,
+            "defaultDownload": configuration.downloadOptions[0],
+            "customTitle": "SkySend",
+            "customColor": NSNull(),
+            "customLogo": NSNull(),
+        ])
+    }
+}
+
+/// Upstream's token and salt encodings.
+enum SkysendEncoding {
+    /// base64url without padding (a trailing `=` is tolerated), or nil.
+    static func base64url(_ text: String) -> [UInt8]? {
+        var body = Substring(text)
+        while body.hasSuffix("=") { body.removeLast() }
+        guard !body.isEmpty, body.utf8.allSatisfy({ isBase64URL($0) }), body.utf8.count % 4 != 1 else { return nil }
+        var standard = body.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while standard.utf8.count % 4 != 0 { standard += "=" }
+        return Data(base64Encoded: standard).map { Array($0) }
+    }
+
+    /// Standard base64 (as notes' content and nonces travel), or nil.
+    static func base64(_ text: String) -> [UInt8]? {
+        Data(base64Encoded: text).map { Array($0) }
+    }
+
+    private static func isBase64URL(_ byte: UInt8) -> Bool {
+        (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || byte == 45 || byte == 95
+    }
+}

@@ -1,0 +1,182 @@
+"""The skysend dialect through real nginx: configuration and notes, with a
+client that encrypts the way SkySend's web client does (packages/crypto:
+HKDF-SHA256 keys from a 32-byte secret, AES-256-GCM, HMAC auth token)."""
+import base64
+import concurrent.futures
+import hashlib
+import hmac
+import os
+import sqlite3
+
+import requests
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from conftest import Secrets, run_cli
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def hkdf(secret: bytes, salt: bytes, info: str) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info.encode()).derive(secret)
+
+
+class Client:
+    """What SkySend's client derives from its secret (keychain.ts)."""
+
+    def __init__(self):
+        self.secret = os.urandom(32)
+        self.salt = os.urandom(16)
+        self.meta_key = hkdf(self.secret, self.salt, "skysend-metadata")
+        auth_key = hkdf(self.secret, self.salt, "skysend-authentication")
+        self.auth_token = b64url(hmac.new(auth_key, b"skysend-auth-token", hashlib.sha256).digest())
+        self.owner_token = b64url(hkdf(self.secret, self.salt, "skysend-owner-token"))
+        Secrets.add(self.auth_token)
+        Secrets.add(self.owner_token)
+
+    def note(self, text: str, **fields):
+        nonce = os.urandom(12)
+        ciphertext = AESGCM(self.meta_key).encrypt(nonce, text.encode(), None)
+        return {"encryptedContent": base64.b64encode(ciphertext).decode(), "nonce": base64.b64encode(nonce).decode(),
+                "salt": b64url(self.salt), "ownerToken": self.owner_token, "authToken": self.auth_token,
+                "contentType": "text", "maxViews": 0, "expireSec": 3600, **fields}
+
+    def decrypt(self, answer) -> str:
+        return AESGCM(self.meta_key).decrypt(base64.b64decode(answer["nonce"]),
+                                             base64.b64decode(answer["encryptedContent"]), None).decode()
+
+
+def create(server, body):
+    r = requests.post(server.url("/api/note"), json=body)
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def test_config_reflects_the_environment(make_server):
+    server = make_server({"MINIHOST_SKYSEND_EXPIRE_OPTIONS": "60,3600", "MINIHOST_SKYSEND_DOWNLOAD_OPTIONS": "1,7",
+                          "MINIHOST_SKYSEND_MAX_MB": "10"})
+    config = requests.get(server.url("/api/config")).json()
+    assert config["expireOptions"] == [60, 3600] and config["downloadOptions"] == [1, 7]
+    assert config["maxFileSize"] == 10 << 20 and config["maxFilesPerUpload"] == 32
+    assert config["defaultDownload"] == 1 and config["customTitle"] == "SkySend"
+    default = requests.get(make_server().url("/api/config")).json()
+    assert default["expireOptions"] == [300, 3600, 86400, 604800]
+    assert default["downloadOptions"] == [1, 2, 3, 4, 5, 10, 20, 50, 100] and default["maxFileSize"] == 2048 << 20
+
+
+def test_a_note_round_trips_encrypted_and_the_server_holds_only_ciphertext(server):
+    client = Client()
+    secret_text = "the launch code is " + os.urandom(8).hex()
+    created = requests.post(server.url("/api/note"), json=client.note(secret_text, maxViews=2))
+    assert created.status_code == 201 and set(created.json()) == {"id", "expiresAt"}
+    note_id = created.json()["id"]
+    info = requests.get(server.url(f"/api/note/{note_id}")).json()
+    assert info["salt"] == b64url(client.salt) and info["viewCount"] == 0 and info["maxViews"] == 2
+    assert info["hasPassword"] is False and "encryptedContent" not in info and "passwordSalt" not in info
+
+    url = server.url(f"/api/note/{note_id}/view")
+    assert requests.post(url, json={}).json() == {"error": "Missing authToken in body"}
+    wrong = requests.post(url, json={"authToken": b64url(os.urandom(32))})
+    assert wrong.status_code == 401 and wrong.json() == {"error": "Invalid auth token"}
+    garbled = requests.post(url, json={"authToken": "not*base64"})
+    assert garbled.status_code == 401 and garbled.json() == {"error": "Invalid auth token format"}
+    first = requests.post(url, json={"authToken": client.auth_token})
+    assert first.status_code == 200 and first.headers["Cache-Control"] == "no-store"
+    assert client.decrypt(first.json()) == secret_text and first.json()["viewCount"] == 1
+    assert requests.post(url, json={"authToken": client.auth_token}).json()["viewCount"] == 2
+    # Two views, then never again: not the content, not the info.
+    for response in (requests.post(url, json={"authToken": client.auth_token}),
+                     requests.get(server.url(f"/api/note/{note_id}"))):
+        assert response.status_code == 410 and response.json() == {"error": "View limit reached"}
+
+    # Only ciphertext and token hashes at rest.
+    stored = b"".join(path.read_bytes() for path in server.data.glob("minihost.sqlite*"))
+    assert secret_text.encode() not in stored
+    assert client.auth_token.encode() not in stored and client.owner_token.encode() not in stored
+
+
+def test_concurrent_views_show_exactly_the_views_left(server):
+    client = Client()
+    note_id = create(server, client.note("five views", maxViews=5))
+
+    def view(_):
+        return requests.post(server.url(f"/api/note/{note_id}/view"), json={"authToken": client.auth_token}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=30) as pool:
+        statuses = list(pool.map(view, range(30)))
+    assert statuses.count(200) == 5 and statuses.count(410) == 25
+
+
+def test_deleting_needs_the_owner_token(server):
+    client = Client()
+    note_id = create(server, client.note("delete me"))
+    url = server.url(f"/api/note/{note_id}")
+    assert requests.delete(url).json() == {"error": "Missing X-Owner-Token header"}
+    assert requests.delete(url, headers={"X-Owner-Token": client.auth_token}).json() == {"error": "Invalid owner token"}
+    assert requests.delete(url, headers={"X-Owner-Token": "%%%"}).json() == {"error": "Invalid owner token format"}
+    assert requests.delete(url, headers={"X-Owner-Token": client.owner_token}).json() == {"ok": True}
+    assert requests.get(url).status_code == 404 and requests.get(url).json() == {"error": "Note not found"}
+    assert requests.delete(url, headers={"X-Owner-Token": client.owner_token}).status_code == 404
+
+
+def test_password_checks_lock_an_address_out_after_ten_failures(server):
+    client = Client()
+    plain = create(server, client.note("no password"))
+    r = requests.post(server.url(f"/api/note/{plain}/password"), json={"authToken": client.auth_token})
+    assert r.status_code == 400 and r.json() == {"error": "Note is not password-protected"}
+
+    protected = create(server, client.note("guarded", hasPassword=True, passwordSalt=b64url(os.urandom(16)),
+                                           passwordAlgo="argon2id"))
+    info = requests.get(server.url(f"/api/note/{protected}")).json()
+    assert info["hasPassword"] is True and info["passwordAlgo"] == "argon2id"
+    url = server.url(f"/api/note/{protected}/password")
+    assert requests.post(url, json={"authToken": client.auth_token}).json() == {"ok": True}
+    for _ in range(10):
+        r = requests.post(url, json={"authToken": b64url(os.urandom(32))})
+        assert r.status_code == 401 and r.json() == {"error": "Invalid password"}
+    locked = requests.post(url, json={"authToken": client.auth_token})
+    assert locked.status_code == 429 and locked.json() == {"error": "Too many failed attempts. Try again later."}
+    assert 890 <= int(locked.headers["Retry-After"]) <= 900
+    # Only that note is locked for this address.
+    other = create(server, client.note("other", hasPassword=True, passwordSalt=b64url(os.urandom(16)), passwordAlgo="pbkdf2"))
+    assert requests.post(server.url(f"/api/note/{other}/password"), json={"authToken": client.auth_token}).status_code == 200
+
+
+def test_note_validation_answers_upstreams_errors(make_server):
+    server = make_server()
+    client = Client()
+
+    def post(**fields):
+        r = requests.post(server.url("/api/note"), json=client.note("x", **fields))
+        return r.status_code, r.json()
+
+    status, body = post(contentType="poem", maxViews="3")
+    assert status == 400 and body["error"] == "Invalid request" and set(body["details"]) == {"contentType", "maxViews"}
+    missing = requests.post(server.url("/api/note"), json={"nonce": "AAAA"})
+    assert missing.status_code == 400 and "encryptedContent" in missing.json()["details"]
+    assert post(expireSec=60) == (400, {"error": "Invalid expiry time. Must be one of the allowed options."})
+    assert post(maxViews=4) == (400, {"error": "Invalid view limit. Must be one of the allowed options."})
+    assert post(salt=b64url(os.urandom(8))) == (400, {"error": "Salt must be exactly 16 bytes"})
+    assert post(nonce=base64.b64encode(os.urandom(8)).decode()) == (400, {"error": "Nonce must be exactly 12 bytes"})
+    assert post(hasPassword=True) == (400, {"error": "Password-protected notes require passwordSalt and passwordAlgo"})
+    big = base64.b64encode(os.urandom((1 << 20) + 300)).decode()
+    assert post(encryptedContent=big) == (413, {"error": "Note content exceeds maximum size"})
+    assert requests.get(server.url("/api/note/not-a-uuid")).status_code == 404
+    with sqlite3.connect(server.data / "minihost.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM minihost_skysend_notes").fetchone() == (0,)
+
+
+def test_expired_notes_are_refused_at_once_and_gc_removes_them(server):
+    client = Client()
+    note_id = create(server, client.note("short lived", expireSec=300))
+    with sqlite3.connect(server.data / "minihost.sqlite") as db:
+        db.execute("UPDATE minihost_skysend_notes SET expires_at = '2000-01-01 00:00:00.000'")
+    gone = requests.post(server.url(f"/api/note/{note_id}/view"), json={"authToken": client.auth_token})
+    assert gone.status_code == 410 and gone.json() == {"error": "Note has expired"}
+    run_cli("gc", data=server.data)
+    with sqlite3.connect(server.data / "minihost.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM minihost_skysend_notes").fetchone() == (0,)
+    assert requests.get(server.url(f"/api/note/{note_id}")).status_code == 404
