@@ -25,9 +25,11 @@ struct Status: ParsableCommand {
             switch totals.task {
             case .gc:
                 print("gc            \(last), \(totals.runs) run(s): \(totals.removed.blobsRemoved) blob(s) and "
-                      + "\(Self.bytes(totals.removed.bytesFreed)) freed, \(totals.removed.sessionsExpired) session(s) expired")
+                      + "\(Self.bytes(totals.removed.bytesFreed)) freed, \(totals.removed.sessionsExpired) session(s) expired, "
+                      + "\(totals.removed.uploadsEnded) ended upload(s) and note(s) removed")
             case .sweeper:
-                print("sweeper       \(last), \(totals.removed.temporaryFilesRemoved) leftover temporary file(s) removed")
+                print("sweeper       \(last), \(totals.removed.temporaryFilesRemoved) leftover temporary file(s) and "
+                      + "\(totals.removed.uploadsEnded) ended upload(s) and note(s) removed")
             }
         }
         let share = disk.total > 0 ? Double(disk.free) / Double(disk.total) * 100 : 0

@@ -179,4 +179,5 @@ def test_expired_notes_are_refused_at_once_and_gc_removes_them(server):
     run_cli("gc", data=server.data)
     with sqlite3.connect(server.data / "minihost.sqlite") as db:
         assert db.execute("SELECT count(*) FROM minihost_skysend_notes").fetchone() == (0,)
+    assert "1 ended upload(s) and note(s) removed" in run_cli("status", data=server.data).stdout
     assert requests.get(server.url(f"/api/note/{note_id}")).status_code == 404
