@@ -46,24 +46,26 @@ def measure_large_upload(server, reference, big, work, pairs):
     def run_put():
         return timed(["curl", "-sS", "-f", "-T", str(big), reference.base + "/dav/big.bin"])
 
-    def run_upload():
-        expected = refresh(big)
-        settle()
-        start = time.perf_counter()
-        answer = server.upload(big)
-        seconds = time.perf_counter() - start
-        assert answer["sha256"] == expected, "the upload's reported hash differs"
-        assert server.downloaded_sha256(answer["uploadId"]) == expected, "the stored bytes differ"
-        return seconds
+    def timed_upload(send, stored_sha256):
+        """New content, a settle, then `send` timed; the stored bytes checked after."""
+        def step():
+            expected = refresh(big)
+            settle()
+            start = time.perf_counter()
+            answer = send(big)
+            seconds = time.perf_counter() - start
+            assert stored_sha256(answer) == expected, "the stored bytes differ"
+            return seconds
+        return step
 
-    def run_uploader_upload():
-        expected = refresh(big)
-        settle()
-        start = time.perf_counter()
-        answer = server.uploader_upload(big)
-        seconds = time.perf_counter() - start
-        assert server.stored_sha256(f"{server.base}/file/{answer['file_url']}") == expected, "the stored bytes differ"
-        return seconds
+    def minihost_stored(answer):
+        stored = server.downloaded_sha256(answer["uploadId"])
+        assert answer["sha256"] == stored, "the upload's reported hash differs from its bytes"
+        return stored
+
+    run_upload = timed_upload(server.upload, minihost_stored)
+    run_uploader_upload = timed_upload(server.uploader_upload,
+                                       lambda answer: server.stored_sha256(f"{server.base}/file/{answer['file_url']}"))
 
     def prepared(run):
         def step():
