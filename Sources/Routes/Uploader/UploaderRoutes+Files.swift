@@ -14,8 +14,10 @@ extension UploaderRoutes {
     static func fileExtension(_ fileName: String) -> String? {
         guard let dot = fileName.lastIndex(of: "."), dot != fileName.startIndex else { return nil }
         let ext = fileName[fileName.index(after: dot)...]
-        guard (1...16).contains(ext.utf8.count), ext.utf8.allSatisfy({ $0 < 0x80 && (($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7a || ($0 >= 0x30 && $0 <= 0x39)) })
-        else { return nil }
+        let isLetterOrDigit = { (byte: UInt8) in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
+        }
+        guard (1...16).contains(ext.utf8.count), ext.utf8.allSatisfy(isLetterOrDigit) else { return nil }
         return "." + ext
     }
 
