@@ -181,3 +181,139 @@ def test_expired_notes_are_refused_at_once_and_gc_removes_them(server):
         assert db.execute("SELECT count(*) FROM minihost_skysend_notes").fetchone() == (0,)
     assert "1 ended upload(s) and note(s) removed" in run_cli("status", data=server.data).stdout
     assert requests.get(server.url(f"/api/note/{note_id}")).status_code == 404
+
+
+RECORD = 65536
+
+
+def ece_encrypt(key: bytes, plaintext: bytes) -> bytes:
+    """SkySend's streaming format (ece.ts): a 12-byte base nonce, then 64 KiB
+    records, each AES-256-GCM under the nonce XOR its counter (last 4 bytes)."""
+    base = os.urandom(12)
+    out = [base]
+    for counter, start in enumerate(range(0, len(plaintext), RECORD)):
+        nonce = base[:8] + (int.from_bytes(base[8:], "big") ^ counter).to_bytes(4, "big")
+        out.append(AESGCM(key).encrypt(nonce, plaintext[start:start + RECORD], None))
+    return b"".join(out)
+
+
+def ece_decrypt(key: bytes, data: bytes) -> bytes:
+    base, body = data[:12], data[12:]
+    out = []
+    for counter, start in enumerate(range(0, len(body), RECORD + 16)):
+        nonce = base[:8] + (int.from_bytes(base[8:], "big") ^ counter).to_bytes(4, "big")
+        out.append(AESGCM(key).decrypt(nonce, body[start:start + RECORD + 16], None))
+    return b"".join(out)
+
+
+def upload_headers(client, size, **extra):
+    return {"X-Auth-Token": client.auth_token, "X-Owner-Token": client.owner_token, "X-Salt": b64url(client.salt),
+            "X-Max-Downloads": "2", "X-Expire-Sec": "3600", "X-Content-Length": str(size), **extra}
+
+
+def chunked_upload(server, client, ciphertext, chunk=1 << 20, **extra):
+    init = requests.post(server.url("/api/upload/init"), headers=upload_headers(client, len(ciphertext), **extra))
+    assert init.status_code == 201, init.text
+    upload_id = init.json()["id"]
+    pieces = [ciphertext[i:i + chunk] for i in range(0, len(ciphertext), chunk)]
+    # Out of order and in parallel, as SkySend's client sends them.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda item: requests.post(server.url(f"/api/upload/{upload_id}/chunk?index={item[0]}"),
+                                                           data=item[1]), reversed(list(enumerate(pieces)))))
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    return upload_id
+
+
+def test_a_file_round_trips_encrypted_through_chunks(server):
+    client = Client()
+    file_key = hkdf(client.secret, client.salt, "skysend-file-encryption")
+    plaintext = b"PLAINTEXT-MARKER " + os.urandom(3 * RECORD + 1234) + b" END-OF-SECRET-FILE"
+    ciphertext = ece_encrypt(file_key, plaintext)
+    upload_id = chunked_upload(server, client, ciphertext)
+
+    finalize = server.url(f"/api/upload/{upload_id}/finalize")
+    assert requests.post(finalize).json() == {"error": "Missing X-Owner-Token header"}
+    assert requests.post(finalize, headers={"X-Owner-Token": client.auth_token}).json() == {"error": "Invalid owner token"}
+    done = requests.post(finalize, headers={"X-Owner-Token": client.owner_token})
+    assert done.status_code == 200 and done.json() == {"id": upload_id}
+
+    meta_iv = os.urandom(12)
+    meta = AESGCM(client.meta_key).encrypt(meta_iv, b'{"type":"single","name":"secret.bin","size":1,"mimeType":"x"}', None)
+    body = {"encryptedMeta": base64.b64encode(meta).decode(), "nonce": base64.b64encode(meta_iv).decode()}
+    meta_url = server.url(f"/api/meta/{upload_id}")
+    assert requests.post(meta_url, json=body, headers={"X-Owner-Token": client.owner_token}).json() == {"ok": True}
+    again = requests.post(meta_url, json=body, headers={"X-Owner-Token": client.owner_token})
+    assert again.status_code == 409 and again.json() == {"error": "Metadata already set"}
+
+    info = requests.get(server.url(f"/api/info/{upload_id}")).json()
+    assert info["size"] == len(ciphertext) and info["salt"] == b64url(client.salt) and info["maxDownloads"] == 2
+    assert info["encryptedMeta"] == body["encryptedMeta"] and info["downloadCount"] == 0 and info["fileCount"] == 1
+    assert requests.get(server.url(f"/api/exists/{upload_id}")).json() == {"exists": True}
+
+    download = server.url(f"/api/download/{upload_id}")
+    assert requests.get(download).json() == {"error": "Missing X-Auth-Token header"}
+    assert requests.get(download, headers={"X-Auth-Token": "@@"}).json() == {"error": "Invalid auth token format"}
+    first = requests.get(download, headers={"X-Auth-Token": client.auth_token})
+    assert first.status_code == 200 and first.headers["Cache-Control"] == "no-store"
+    assert ece_decrypt(file_key, first.content) == plaintext
+    assert requests.get(download, headers={"X-Auth-Token": client.auth_token}).status_code == 200
+    third = requests.get(download, headers={"X-Auth-Token": client.auth_token})
+    assert third.status_code == 410 and third.json() == {"error": "Download limit reached"}
+    gone = requests.get(server.url(f"/api/exists/{upload_id}"))
+    assert gone.status_code == 410 and gone.json() == {"exists": False, "reason": "limit_reached"}
+
+    # The server only ever held ciphertext.
+    for blob in server.blob_files():
+        assert b"PLAINTEXT-MARKER" not in blob.read_bytes() and b"END-OF-SECRET-FILE" not in blob.read_bytes()
+    stored = b"".join(path.read_bytes() for path in server.data.glob("minihost.sqlite*"))
+    assert client.auth_token.encode() not in stored and client.owner_token.encode() not in stored
+
+
+def test_upload_headers_and_sizes_are_checked(server):
+    client = Client()
+
+    def init(**headers):
+        r = requests.post(server.url("/api/upload/init"), headers={**upload_headers(client, 1000), **headers})
+        return r.status_code, r.json()
+
+    status, body = init(**{"X-Salt": "", "X-Max-Downloads": "x"})
+    assert status == 400 and body["error"] == "Invalid request headers" and set(body["details"]) == {"salt", "maxDownloads"}
+    assert init(**{"X-Expire-Sec": "61"}) == (400, {"error": "Invalid expiry time. Must be one of the allowed options."})
+    assert init(**{"X-Max-Downloads": "7"}) == (400, {"error": "Invalid download limit. Must be one of the allowed options."})
+    assert init(**{"X-Salt": b64url(os.urandom(8))}) == (400, {"error": "Salt must be exactly 16 bytes"})
+    assert init(**{"X-File-Count": "33"}) == (400, {"error": "Maximum 32 files per upload"})
+    assert init(**{"X-Content-Length": str((2048 << 20) + 1)}) == (
+        413, {"error": f"File size exceeds maximum of {2048 << 20} bytes"})
+    assert init(**{"X-Has-Password": "true"}) == (
+        400, {"error": "Password-protected uploads require X-Password-Salt and X-Password-Algo"})
+
+    # Fewer bytes than declared: finalize refuses and the session stays open.
+    upload_id = chunked_upload(server, client, os.urandom(1000))
+    short = requests.post(server.url("/api/upload/init"), headers=upload_headers(client, 5000)).json()["id"]
+    assert requests.post(server.url(f"/api/upload/{short}/chunk?index=0"), data=os.urandom(1000)).json() == {"bytesWritten": 1000}
+    refused = requests.post(server.url(f"/api/upload/{short}/finalize"), headers={"X-Owner-Token": client.owner_token})
+    assert refused.status_code == 400 and refused.json() == {"error": "Body size does not match declared content length"}
+    assert requests.post(server.url(f"/api/upload/{short}/chunk?index=x"), data=b"1").json() == {
+        "error": "Missing or invalid chunk index"}
+    unknown = requests.post(server.url("/api/upload/" + "0" * 32 + "/chunk?index=0"), data=b"1")
+    assert unknown.status_code == 404 and unknown.json() == {"error": "Upload session not found or expired"}
+    assert requests.get(server.url("/api/info/" + "0" * 32)).json() == {"error": "Upload not found"}
+    assert requests.get(server.url(f"/api/info/{upload_id}")).status_code == 404  # never finalized
+
+
+def test_file_passwords_lock_out_and_the_owner_deletes(server):
+    client = Client()
+    upload_id = chunked_upload(server, client, os.urandom(5000), **{
+        "X-Has-Password": "true", "X-Password-Salt": b64url(os.urandom(16)), "X-Password-Algo": "pbkdf2"})
+    assert requests.post(server.url(f"/api/upload/{upload_id}/finalize"),
+                         headers={"X-Owner-Token": client.owner_token}).status_code == 200
+    url = server.url(f"/api/password/{upload_id}")
+    assert requests.post(url, json={"authToken": client.auth_token}).json() == {"ok": True}
+    for _ in range(10):
+        assert requests.post(url, json={"authToken": b64url(os.urandom(32))}).json() == {"error": "Invalid password"}
+    assert requests.post(url, json={"authToken": client.auth_token}).status_code == 429
+    delete = server.url(f"/api/upload/{upload_id}")
+    assert requests.delete(delete, headers={"X-Owner-Token": client.auth_token}).json() == {"error": "Invalid owner token"}
+    assert requests.delete(delete, headers={"X-Owner-Token": client.owner_token}).json() == {"ok": True}
+    assert requests.get(server.url(f"/api/info/{upload_id}")).status_code == 404
+    assert server.blob_files() == []

@@ -8,8 +8,9 @@ import Store
 /// which the server keeps as SHA-256 and compares in constant time.
 /// Errors are `{"error": …}` in upstream's words.
 ///
-/// Served so far: `GET /api/config` and the notes. Files (`/api/upload…`,
-/// info, download, meta, password, exists) are not yet.
+/// Served so far: `GET /api/config`, the notes, and files uploaded in
+/// chunks. The single-request `POST /api/upload` is not yet: that path is
+/// the uploader dialect's.
 struct SkysendRoutes: DialectRoutes {
     let context: ServerContext
 
@@ -37,6 +38,42 @@ struct SkysendRoutes: DialectRoutes {
                 try Self($0.server).checkNotePassword($0)
             }
             api.add("DELETE", "/note/:id", constraints: note) { try Self($0.server).deleteNote($0) }
+        }
+        table.group(.json, prefix: "/api") { api in
+            let file = ["id": fileId]
+            api.add("POST", "/upload/init", limit: .upload, detailed { try Self($0.server).initUpload($0) })
+            // The session id is the capability; upstream checks no token here either.
+            api.add("POST", "/upload/:id/chunk", constraints: file,
+                    body: .raw(limit: configuration.maxChunkBytes, streamed: true,
+                               tooLarge: "Chunk too large (max \(configuration.maxChunkBytes >> 20) MB)"),
+                    limit: .chunk) { try Self($0.server).uploadChunk($0) }
+            api.add("POST", "/upload/:id/finalize", constraints: file) { try Self($0.server).finalizeUpload($0) }
+            api.add("DELETE", "/upload/:id", constraints: file) { try Self($0.server).deleteFile($0) }
+            api.add("POST", "/meta/:id", constraints: file, body: .json(limit: 256 << 10),
+                    detailed { try Self($0.server).saveMetadata($0) })
+            api.add("GET", "/info/:id", constraints: file) { try Self($0.server).fileInfo($0) }
+            api.add("GET", "/exists/:id", constraints: file) { try Self($0.server).fileExists($0) }
+            api.add("GET", "/download/:id", constraints: file, onContentOrigin: true) { try Self($0.server).download($0) }
+            api.add("POST", "/password/:id", constraints: file, body: .json(limit: 16 << 10)) {
+                try Self($0.server).checkFilePassword($0)
+            }
+        }
+    }
+
+    /// A file's id: its upload session's (32 hex digits), kept as the upload's public id.
+    static let fileId = ParameterConstraint.characters(
+        "0123456789abcdef", count: 32...32, regexClass: "0-9a-f", example: "0b7c3a521d9e4f7a9c1e2a4b6d8f0e13")
+
+    /// Renders ``SkysendDetailedError`` as upstream does: `{"error", "details": {field: [messages]}}`.
+    static func detailed(_ handler: @escaping RouteHandler) -> RouteHandler {
+        { route in
+            do {
+                return try handler(route)
+            } catch let error as SkysendDetailedError {
+                var response = JSONResponse.make(["error": error.message, "details": error.details], status: .badRequest)
+                response.headers.set("Cache-Control", "no-store")
+                return response
+            }
         }
     }
 
@@ -73,7 +110,7 @@ enum SkysendEncoding {
         Data(base64Encoded: text).map { Array($0) }
     }
 
-    private static func isBase64URL(_ byte: UInt8) -> Bool {
+    static func isBase64URL(_ byte: UInt8) -> Bool {
         (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || byte == 45 || byte == 95
     }
 }

@@ -341,6 +341,23 @@ enum Migrations {
                 CREATE INDEX minihost_skysend_notes_expiry ON minihost_skysend_notes(expires_at);
                 """)
         }
+        // The skysend dialect's files: core uploads (ciphertext) with the
+        // tokens' hashes, the client's salt and its encrypted metadata.
+        migrator.registerMigration("v12-skysend-files") { db in
+            try db.execute(sql: """
+                CREATE TABLE minihost_skysend_files (
+                    upload_id TEXT PRIMARY KEY NOT NULL REFERENCES minihost_uploads(id) ON DELETE CASCADE,
+                    auth_token_hash TEXT NOT NULL,
+                    owner_token_hash TEXT NOT NULL,
+                    salt TEXT NOT NULL,
+                    file_count INTEGER NOT NULL,
+                    password_salt TEXT,
+                    password_algo TEXT,
+                    encrypted_meta BLOB,
+                    meta_nonce BLOB
+                );
+                """)
+        }
         return migrator
     }
 }

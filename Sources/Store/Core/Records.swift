@@ -70,6 +70,8 @@ public struct Owner: Hashable, Sendable, CustomStringConvertible {
         public static let user = Kind(rawValue: "user")
         /// Whoever holds an anonymous uploader file's delete key.
         public static let anonymous = Kind(rawValue: "anonymous")
+        /// Whoever holds a skysend file's owner token.
+        public static let skysend = Kind(rawValue: "skysend")
     }
 
     public var kind: Kind
