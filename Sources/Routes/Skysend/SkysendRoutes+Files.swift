@@ -239,28 +239,14 @@ extension SkysendRoutes {
     /// password is right; ten failures from one address lock it out for 15 minutes.
     func checkFilePassword(_ route: RouteRequest) throws -> Response {
         let resource = "file:" + route[parameter: "id"]
-        let address = route.request.remoteAddress
-        if let retryAfter = context.passwordLockout.retryAfter(resource, address) {
-            throw HTTPErrorResponse(.tooManyRequests, "Too many failed attempts. Try again later.",
-                                    headers: HTTPHeaders([("Retry-After", String(retryAfter))]))
-        }
+        try refuseIfLockedOut(route, resource: resource)
         guard let token = route.json["authToken"] as? String, !token.isEmpty else {
             throw HTTPErrorResponse(.badRequest, "Missing authToken in body")
         }
         let file = try skysendFile(route)
         guard file.attributes.passwordAlgo != nil else { throw HTTPErrorResponse(.badRequest, "Upload is not password-protected") }
         if file.upload.isExpired(at: Date()) { throw HTTPErrorResponse(.gone, "Upload has expired") }
-        switch try Self.tokenMatches(token, hash: file.attributes.authTokenHash) {
-        case nil:
-            context.passwordLockout.recordFailure(resource, address)
-            throw HTTPErrorResponse(.unauthorized, "Invalid auth token format")
-        case false?:
-            context.passwordLockout.recordFailure(resource, address)
-            throw HTTPErrorResponse(.unauthorized, "Invalid password")
-        case true?:
-            context.passwordLockout.recordSuccess(resource, address)
-            return JSONResponse.make(["ok": true])
-        }
+        return try passwordCheck(route, resource: resource, token: token, hash: file.attributes.authTokenHash)
     }
 
     /// `DELETE /api/upload/:id` with `X-Owner-Token`.

@@ -165,43 +165,26 @@ extension SkysendRoutes {
     /// this note for 15 minutes (429 with `Retry-After`).
     func checkNotePassword(_ route: RouteRequest) throws -> Response {
         let resource = "note:" + route[parameter: "id"]
-        let address = route.request.remoteAddress
-        if let retryAfter = context.passwordLockout.retryAfter(resource, address) {
-            throw HTTPErrorResponse(.tooManyRequests, "Too many failed attempts. Try again later.",
-                                    headers: HTTPHeaders([("Retry-After", String(retryAfter))]))
-        }
+        try refuseIfLockedOut(route, resource: resource)
         let token = try presentedAuthToken(route)
         guard let note = try store.skysendNotes.note(id: route[parameter: "id"]) else {
             throw HTTPErrorResponse(.notFound, "Note not found")
         }
         guard note.hasPassword else { throw HTTPErrorResponse(.badRequest, "Note is not password-protected") }
         if let ended = note.endReason(at: Date()) { throw Self.gone(ended) }
-        switch try Self.tokenMatches(token, hash: note.authTokenHash) {
-        case nil:
-            context.passwordLockout.recordFailure(resource, address)
-            throw HTTPErrorResponse(.unauthorized, "Invalid auth token format")
-        case false?:
-            context.passwordLockout.recordFailure(resource, address)
-            throw HTTPErrorResponse(.unauthorized, "Invalid password")
-        case true?:
-            context.passwordLockout.recordSuccess(resource, address)
-            return JSONResponse.make(["ok": true])
-        }
+        return try passwordCheck(route, resource: resource, token: token, hash: note.authTokenHash)
     }
 
     /// `DELETE /api/note/:id` with `X-Owner-Token`.
     func deleteNote(_ route: RouteRequest) throws -> Response {
-        guard let token = route.request.headers["X-Owner-Token"], !token.isEmpty else {
+        // As upstream: a missing header is refused before the note is looked up.
+        guard route.request.headers["X-Owner-Token"].map({ !$0.isEmpty }) ?? false else {
             throw HTTPErrorResponse(.unauthorized, "Missing X-Owner-Token header")
         }
         guard let note = try store.skysendNotes.note(id: route[parameter: "id"]) else {
             throw HTTPErrorResponse(.notFound, "Note not found")
         }
-        switch try Self.tokenMatches(token, hash: note.ownerTokenHash) {
-        case nil: throw HTTPErrorResponse(.unauthorized, "Invalid owner token format")
-        case false?: throw HTTPErrorResponse(.unauthorized, "Invalid owner token")
-        case true?: break
-        }
+        try requireToken(route.request.headers["X-Owner-Token"], hash: note.ownerTokenHash, kind: "owner")
         try store.skysendNotes.delete(id: note.id)
         return JSONResponse.make(["ok": true])
     }

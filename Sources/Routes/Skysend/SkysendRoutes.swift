@@ -64,6 +64,31 @@ struct SkysendRoutes: DialectRoutes {
     static let fileId = ParameterConstraint.characters(
         "0123456789abcdef", count: 32...32, regexClass: "0-9a-f", example: "0b7c3a521d9e4f7a9c1e2a4b6d8f0e13")
 
+    /// 429 with `Retry-After` while this address is locked out of `resource`.
+    func refuseIfLockedOut(_ route: RouteRequest, resource: String) throws {
+        if let retryAfter = context.passwordLockout.retryAfter(resource, route.request.remoteAddress) {
+            throw HTTPErrorResponse(.tooManyRequests, "Too many failed attempts. Try again later.",
+                                    headers: HTTPHeaders([("Retry-After", String(retryAfter))]))
+        }
+    }
+
+    /// The answer to a password check (a token derived from the password,
+    /// against the stored hash), counting failures toward the lockout.
+    func passwordCheck(_ route: RouteRequest, resource: String, token: String, hash: String) throws -> Response {
+        let address = route.request.remoteAddress
+        switch try Self.tokenMatches(token, hash: hash) {
+        case nil:
+            context.passwordLockout.recordFailure(resource, address)
+            throw HTTPErrorResponse(.unauthorized, "Invalid auth token format")
+        case false?:
+            context.passwordLockout.recordFailure(resource, address)
+            throw HTTPErrorResponse(.unauthorized, "Invalid password")
+        case true?:
+            context.passwordLockout.recordSuccess(resource, address)
+            return JSONResponse.make(["ok": true])
+        }
+    }
+
     /// Renders ``SkysendDetailedError`` as upstream does: `{"error", "details": {field: [messages]}}`.
     static func detailed(_ handler: @escaping RouteHandler) -> RouteHandler {
         { route in
