@@ -16,7 +16,7 @@ extension SkysendRoutes {
                 if required { problems[field] = ["Required"] }
                 return nil
             }
-            guard value.utf8.allSatisfy({ SkysendEncoding.isBase64URL($0) }) else {
+            guard value.utf8.allSatisfy({ Base64URL.isAlphabet($0) }) else {
                 problems[field] = ["Invalid base64url"]
                 return nil
             }
@@ -49,8 +49,7 @@ extension SkysendRoutes {
               let contentLength else {
             throw SkysendDetailedError(message: "Invalid request headers", details: problems)
         }
-        guard let saltBytes = SkysendEncoding.base64url(salt) else { throw HTTPErrorResponse(.badRequest, "Invalid salt encoding") }
-        guard saltBytes.count == 16 else { throw HTTPErrorResponse(.badRequest, "Salt must be exactly 16 bytes") }
+        let saltBytes = try SkysendEncoding.salt(salt, "salt")
         guard Int64(contentLength) <= configuration.maxUploadBytes else {
             throw HTTPErrorResponse(.payloadTooLarge, "File size exceeds maximum of \(configuration.maxUploadBytes) bytes")
         }
@@ -62,16 +61,11 @@ extension SkysendRoutes {
             throw HTTPErrorResponse(.badRequest, "Invalid download limit. Must be one of the allowed options.")
         }
         if hasPassword {
-            guard let passwordSalt, let passwordAlgo else {
-                throw HTTPErrorResponse(.badRequest, "Password-protected uploads require X-Password-Salt and X-Password-Algo")
-            }
-            guard let bytes = SkysendEncoding.base64url(passwordSalt) else {
-                throw HTTPErrorResponse(.badRequest, "Invalid password salt encoding")
-            }
-            guard bytes.count == 16 else { throw HTTPErrorResponse(.badRequest, "Password salt must be exactly 16 bytes") }
-            _ = passwordAlgo
+            try SkysendEncoding.checkPassword(
+                salt: passwordSalt, algorithm: passwordAlgo,
+                missing: "Password-protected uploads require X-Password-Salt and X-Password-Algo")
         }
-        guard let authBytes = SkysendEncoding.base64url(authToken), let ownerBytes = SkysendEncoding.base64url(ownerToken) else {
+        guard let authBytes = Base64URL.decode(authToken), let ownerBytes = Base64URL.decode(ownerToken) else {
             throw SkysendDetailedError(message: "Invalid request headers", details: ["authToken": ["Invalid base64url"]])
         }
         let terms = SkysendUploadTerms(

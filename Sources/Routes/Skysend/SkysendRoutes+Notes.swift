@@ -48,8 +48,8 @@ extension SkysendRoutes {
         let passwordSalt = text("passwordSalt", required: false), passwordAlgo = text("passwordAlgo", required: false)
         // Upstream stores the tokens and decodes them when comparing; here
         // they must decode now, since only their hashes are kept.
-        let ownerBytes = ownerToken.flatMap(SkysendEncoding.base64url)
-        let authBytes = authToken.flatMap(SkysendEncoding.base64url)
+        let ownerBytes = ownerToken.flatMap(Base64URL.decode)
+        let authBytes = authToken.flatMap(Base64URL.decode)
         if ownerToken != nil && ownerBytes == nil { problems["ownerToken"] = ["Invalid base64url"] }
         if authToken != nil && authBytes == nil { problems["authToken"] = ["Invalid base64url"] }
         guard problems.isEmpty, let content, let nonce, let salt, let ownerBytes, let authBytes, let contentType,
@@ -63,8 +63,7 @@ extension SkysendRoutes {
         guard contentBytes.count <= configuration.noteMaxBytes + 256 else {
             throw HTTPErrorResponse(.payloadTooLarge, "Note content exceeds maximum size")
         }
-        guard let saltBytes = SkysendEncoding.base64url(salt) else { throw HTTPErrorResponse(.badRequest, "Invalid salt encoding") }
-        guard saltBytes.count == 16 else { throw HTTPErrorResponse(.badRequest, "Salt must be exactly 16 bytes") }
+        let saltBytes = try SkysendEncoding.salt(salt, "salt")
         guard let nonceBytes = SkysendEncoding.base64(nonce) else { throw HTTPErrorResponse(.badRequest, "Invalid nonce encoding") }
         guard nonceBytes.count == 12 else { throw HTTPErrorResponse(.badRequest, "Nonce must be exactly 12 bytes") }
         guard configuration.noteExpireOptions.contains(expireSec) else {
@@ -74,13 +73,10 @@ extension SkysendRoutes {
             throw HTTPErrorResponse(.badRequest, "Invalid view limit. Must be one of the allowed options.")
         }
         if hasPassword {
-            guard let passwordSalt, let passwordAlgo else {
-                throw HTTPErrorResponse(.badRequest, "Password-protected notes require passwordSalt and passwordAlgo")
-            }
-            guard let bytes = SkysendEncoding.base64url(passwordSalt) else {
-                throw HTTPErrorResponse(.badRequest, "Invalid password salt encoding")
-            }
-            guard bytes.count == 16, passwordAlgo.utf8.count <= 32 else {
+            try SkysendEncoding.checkPassword(salt: passwordSalt, algorithm: passwordAlgo,
+                                              missing: "Password-protected notes require passwordSalt and passwordAlgo")
+            // Kept and handed back to readers: bounded like the other fields.
+            guard passwordAlgo.map({ $0.utf8.count <= 32 }) ?? true else {
                 throw HTTPErrorResponse(.badRequest, "Password salt must be exactly 16 bytes")
             }
         }
@@ -134,7 +130,7 @@ extension SkysendRoutes {
     /// Whether `presented` (base64url) is the token whose hash is `stored`;
     /// nil when it doesn't decode. Compared in constant time.
     static func tokenMatches(_ presented: String, hash stored: String) throws -> Bool? {
-        guard let bytes = SkysendEncoding.base64url(presented) else { return nil }
+        guard let bytes = Base64URL.decode(presented) else { return nil }
         return constantTimeEquals(Array(try SkysendNoteStore.tokenHash(bytes).utf8), Array(stored.utf8))
     }
 

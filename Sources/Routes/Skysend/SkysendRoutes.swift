@@ -118,24 +118,26 @@ struct SkysendRoutes: DialectRoutes {
     }
 }
 
-/// Upstream's token and salt encodings.
+/// Upstream's salt checks, the same for files and notes.
 enum SkysendEncoding {
-    /// base64url without padding (a trailing `=` is tolerated), or nil.
-    static func base64url(_ text: String) -> [UInt8]? {
-        var body = Substring(text)
-        while body.hasSuffix("=") { body.removeLast() }
-        guard !body.isEmpty, body.utf8.allSatisfy({ isBase64URL($0) }), body.utf8.count % 4 != 1 else { return nil }
-        var standard = body.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while standard.utf8.count % 4 != 0 { standard += "=" }
-        return Data(base64Encoded: standard).map { Array($0) }
-    }
-
     /// Standard base64 (as notes' content and nonces travel), or nil.
     static func base64(_ text: String) -> [UInt8]? {
         Data(base64Encoded: text).map { Array($0) }
     }
 
-    static func isBase64URL(_ byte: UInt8) -> Bool {
-        (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || byte == 45 || byte == 95
+    /// A 16-byte base64url salt, or 400 naming `what` ("salt", "password salt").
+    static func salt(_ text: String, _ what: String) throws -> [UInt8] {
+        guard let bytes = Base64URL.decode(text) else { throw HTTPErrorResponse(.badRequest, "Invalid \(what) encoding") }
+        guard bytes.count == 16 else {
+            throw HTTPErrorResponse(.badRequest, what.prefix(1).uppercased() + what.dropFirst() + " must be exactly 16 bytes")
+        }
+        return bytes
+    }
+
+    /// A protected upload or note must name its password salt and algorithm;
+    /// `missing` is the dialect's words when it doesn't.
+    static func checkPassword(salt: String?, algorithm: String?, missing: String) throws {
+        guard let salt, algorithm != nil else { throw HTTPErrorResponse(.badRequest, missing) }
+        _ = try Self.salt(salt, "password salt")
     }
 }
