@@ -8,7 +8,9 @@ import Logging
 /// Matching walks a tree of path segments. At each segment a literal beats a
 /// parameter, which beats a catch-all; when a branch fails further on, the
 /// next one is tried. `HEAD` is served by `GET` and `OPTIONS` by the CORS
-/// preflight, unless a route declares its own.
+/// preflight, unless a route declares its own. Two routes may share a method
+/// and path when one takes `multipart/form-data` and the other any other
+/// body (``Route/bodyVariant``): the request's `Content-Type` picks.
 public final class Router: Sendable {
     private let root: Node
     private let cors: CORSPolicy
@@ -37,16 +39,17 @@ public final class Router: Sendable {
         let method = request.method
         let onContentOrigin = request.isContentOrigin
         let usable = { (route: Route) in !onContentOrigin || route.onContentOrigin }
+        let variant = BodyVariant(contentType: request.headers["Content-Type"])
         if let (route, parameters) = root.find(segments[...], RouteParameters(), { node in
-            node.routes[method].flatMap { usable($0) ? $0 : nil }
-                ?? (method == "HEAD" ? node.routes["GET"].flatMap { usable($0) ? $0 : nil } : nil)
+            node.route(method, variant).flatMap { usable($0) ? $0 : nil }
+                ?? (method == "HEAD" ? node.route("GET", variant).flatMap { usable($0) ? $0 : nil } : nil)
         }) {
             return run(route, request, parameters)
         }
         var allowed = Set<String>()
         var dialect: Dialect?
         root.forEachMatch(segments[...]) { node in
-            for route in node.routes.values where usable(route) {
+            for route in node.routes.values.joined() where usable(route) {
                 allowed.insert(route.method)
                 dialect = dialect ?? route.dialect
             }
@@ -118,11 +121,18 @@ public final class Router: Sendable {
         var literals: [Substring: Node] = [:]
         var parameters: [(name: String, constraint: ParameterConstraint, node: Node)] = []
         var catchAlls: [(name: String, node: Node)] = []
-        var routes: [String: Route] = [:]
+        /// By method: one route, or two with different ``BodyVariant``s.
+        var routes: [String: [Route]] = [:]
+
+        func route(_ method: String, _ variant: BodyVariant) -> Route? {
+            guard let candidates = routes[method] else { return nil }
+            if candidates.count == 1 { return candidates[0] }
+            return candidates.first { $0.bodyVariant == variant }
+        }
 
         func insert(_ route: Route, at segments: ArraySlice<PathPattern.Segment>) {
             guard let segment = segments.first else {
-                routes[route.method] = route
+                routes[route.method, default: []].append(route)
                 return
             }
             let rest = segments.dropFirst()
@@ -141,10 +151,10 @@ public final class Router: Sendable {
                 }
             case .catchAll(let name):
                 if let existing = catchAlls.first(where: { $0.name == name }) {
-                    existing.node.routes[route.method] = route
+                    existing.node.routes[route.method, default: []].append(route)
                 } else {
                     let child = Node()
-                    child.routes[route.method] = route
+                    child.routes[route.method] = [route]
                     catchAlls.append((name, child))
                 }
             }

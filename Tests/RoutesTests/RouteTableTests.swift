@@ -53,6 +53,32 @@ import Testing
         #expect(throws: Never.self) { try RouteTable.standard(ServerConfiguration()) }
     }
 
+    @Test func oneMethodAndPathMayServeAFormAndARawBodyPickedByContentType() throws {
+        let router = try router { table in
+            table.group(.json) { group in
+                group.add("POST", "/up", body: .multipart(limit: 10, streamed: true, tooLarge: "big"), Self.answer("form"))
+                group.add("POST", "/up", body: .raw(limit: 10, streamed: true, tooLarge: "big"), Self.answer("raw"))
+            }
+        }
+        func post(_ contentType: String?) -> String? {
+            var headers = HTTPHeaders()
+            if let contentType { headers.set("Content-Type", contentType) }
+            return router.respond(to: Request(method: "POST", path: "/up", headers: headers)).text
+        }
+        #expect(post("multipart/form-data; boundary=x") == "form \n")
+        #expect(post(" Multipart/Form-Data;boundary=x") == "form \n", "as nginx's case-blind regex decides")
+        #expect(post("application/octet-stream") == "raw \n")
+        #expect(post(nil) == "raw \n")
+        #expect(post("multipart/mixed; boundary=x") == "raw \n")
+        // Two routes of the same variant are still a conflict.
+        var table = RouteTable()
+        table.group(.json) { group in
+            group.add("POST", "/up", body: .raw(limit: 10, streamed: true, tooLarge: "big"), Self.answer("one"))
+            group.add("POST", "/up", body: .json(), Self.answer("two"))
+        }
+        #expect(throws: RouteConflict.self) { try table.validated() }
+    }
+
     @Test func aGroupMayAnswerItsOwnOptionsAndHead() throws {
         let router = try router { table in
             table.group(Dialect(name: "tus", headers: HTTPHeaders([("Tus-Resumable", "1.0.0")]),
@@ -112,6 +138,26 @@ import Testing
         let chunk = try #require(plan.locations.first { $0.pattern.text == "/api/uploadChunkPlain" })
         let page = try #require(plan.errorPages.first { $0.name == plan.errorTargets[chunk.id]!.first { $0.status == 413 }!.page })
         #expect(page.body == "ERR Chunk too large (max 100 MB)\\n" && page.contentType.hasPrefix("text/plain"))
+    }
+
+    @Test func aPathSplitByBodyKeysItsLimitsAndRefusalsByTheBody() throws {
+        let plan = try NginxPlan(table: RouteTable.standard(ServerConfiguration()))
+        let upload = try #require(plan.locations.first { $0.pattern.text == "/api/upload" })
+        #expect(upload.splitsOnBody && upload.key == "\(upload.id)-$minihost_body_variant")
+        // Each variant counts against its own route's zone only.
+        #expect(plan.limitKeys(zone: "uploader_upload").contains("~^\(upload.id)-multipart:"))
+        #expect(!plan.limitKeys(zone: "uploader_upload").contains { $0.hasPrefix("~^\(upload.id)-other") })
+        #expect(plan.limitKeys(zone: "upload").contains("~^\(upload.id)-other:"))
+        // nginx's 413 answers in the dialect of the route the body would reach.
+        let target = try #require(plan.errorTargets[upload.id]?.first { $0.status == 413 }?.page)
+        let choice = try #require(plan.errorPageChoices.first { "$" + $0.variable == target })
+        let pages = Dictionary(uniqueKeysWithValues: choice.pages.map { ($0.variant, $0.page) })
+        let uploader = try #require(plan.errorPages.first { $0.name == pages[.multipart] })
+        let skysend = try #require(plan.errorPages.first { $0.name == pages[.other] })
+        #expect(uploader.body.contains(#"\"status\":\"error\""#) && skysend.body.hasPrefix(#"{\"error\":"#))
+        // Other locations keep one key and fixed pages.
+        let chunk = try #require(plan.locations.first { $0.pattern.text == "/api/uploadChunkPlain" })
+        #expect(!chunk.splitsOnBody && chunk.key == chunk.id && !plan.errorTargets[chunk.id]!.contains { $0.page.hasPrefix("$") })
     }
 
     @Test func parametersAndCatchAllsGetLocationsInTheRoutersOrder() throws {

@@ -36,6 +36,36 @@ public struct NginxPlan {
         public var publicRoute: Route? { routes.first { $0.publicFile != nil } }
         /// Every route here is for loopback callers only.
         public var loopbackOnly: Bool { routes.allSatisfy(\.auth.loopbackOnly) }
+        /// Two routes share a method here, told apart by ``BodyVariant``: the
+        /// location's rate-limit key and refusals then follow the body's.
+        public var splitsOnBody: Bool { Set(routes.map(\.method)).count < routes.count }
+        /// What the location sets `$minihost_location` to: its id, plus the
+        /// body's variant where that picks the route.
+        public var key: String { splitsOnBody ? "\(id)-$\(NginxPlan.bodyVariantVariable)" : id }
+        /// The routes, for the config's comments: `POST /api/upload (uploader: multipart)`.
+        public var description: String {
+            routes.map { splitsOnBody ? "\($0.name) (\($0.api): \($0.bodyVariant.rawValue))" : $0.name }.joined(separator: ", ")
+        }
+        /// The values `$minihost_location` takes here, and the routes each one may reach.
+        var keyedRoutes: [(key: String, routes: [Route])] {
+            guard splitsOnBody else { return [(id, routes)] }
+            let split = Set(Dictionary(grouping: routes, by: \.method).filter { $0.value.count > 1 }.keys)
+            return [BodyVariant.multipart, .other].map { variant in
+                ("\(id)-\(variant.rawValue)", routes.filter { !split.contains($0.method) || $0.bodyVariant == variant })
+            }
+        }
+    }
+
+    /// nginx's variable for a request's ``BodyVariant``.
+    public static let bodyVariantVariable = "minihost_body_variant"
+    /// What makes `$content_type` multipart for nginx, as ``BodyVariant`` decides.
+    public static let bodyVariantRegex = "~*^[ \\t]*multipart/form-data"
+
+    /// A map choosing a refusal's named location by the body's variant, for a
+    /// location whose routes answer refusals in different dialects.
+    public struct ErrorPageChoice {
+        public let variable: String
+        public let pages: [(variant: BodyVariant, page: String)]
     }
 
     /// A named location answering one of nginx's own refusals in a dialect.
@@ -50,8 +80,10 @@ public struct NginxPlan {
 
     public let locations: [Location]
     public let errorPages: [ErrorPage]
-    /// Per location: the named error location for each status.
+    /// Per location: the named error location for each status (or a
+    /// variable naming it, from ``errorPageChoices``).
     public let errorTargets: [String: [(status: Int, page: String)]]
+    public let errorPageChoices: [ErrorPageChoice]
     /// Zones with their rates.
     public let zoneRates: [(zone: String, rate: String)]
     /// The maps nginx answers public files with.
@@ -79,20 +111,40 @@ public struct NginxPlan {
         zoneRates = rates.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         var pages: [ErrorPage: Void] = [:]
         var targets: [String: [(Int, String)]] = [:]
+        var choices: [ErrorPageChoice] = []
         for location in locations {
-            let route = location.routes.max { $0.body.nginxLimit < $1.body.nginxLimit }!
             // A worker that is down, restarting or too slow is "unavailable" (503) to clients alike.
-            var refusals = [([413], 413, route.body.tooLargeMessage), ([429], 429, "Too many requests"),
-                            ([502, 503, 504], 503, "Service unavailable")]
-            if location.loopbackOnly { refusals.append(([403], 403, "Forbidden")) }
-            for (statuses, answer, message) in refusals {
-                let page = try Self.errorPage(location.dialect, status: answer, message: message)
-                pages[page] = ()
-                for status in statuses { targets[location.id, default: []].append((status, page.name)) }
+            var refusals = [([413], 413), ([429], 429), ([502, 503, 504], 503)]
+            if location.loopbackOnly { refusals.append(([403], 403)) }
+            let variants: [(BodyVariant?, [Route])] = location.splitsOnBody
+                ? zip([BodyVariant.multipart, .other], location.keyedRoutes).map { ($0, $1.routes) }
+                : [(nil, location.routes)]
+            for (statuses, answer) in refusals {
+                var chosen: [(BodyVariant?, String)] = []
+                for (variant, routes) in variants {
+                    let route = routes.max { $0.body.nginxLimit < $1.body.nginxLimit }!
+                    let message = switch answer {
+                    case 413: route.body.tooLargeMessage
+                    case 429: "Too many requests"
+                    case 403: "Forbidden"
+                    default: "Service unavailable"
+                    }
+                    let page = try Self.errorPage(route.dialect, status: answer, message: message)
+                    pages[page] = ()
+                    chosen.append((variant, page.name))
+                }
+                var target = chosen[0].1
+                if Set(chosen.map(\.1)).count > 1 {
+                    target = "$minihost_\(location.id)_error_\(answer)"
+                    choices.append(ErrorPageChoice(variable: String(target.dropFirst()),
+                                                   pages: chosen.map { ($0.0!, $0.1) }))
+                }
+                for status in statuses { targets[location.id, default: []].append((status, target)) }
             }
         }
         errorPages = pages.keys.sorted { $0.name < $1.name }
         errorTargets = targets
+        errorPageChoices = choices
         publicLayout = PublicIndexLayout(table: table)
         try checkMatching()
     }
@@ -150,27 +202,32 @@ public struct NginxPlan {
     /// `"r3:POST"`-style keys for each zone's map: the routes whose class
     /// uses the zone, by location and method (HEAD as GET).
     public func limitKeys(zone: String) -> [String] {
-        var keys: [String] = []
-        for location in locations {
-            let methods = location.limited.filter { $0.limit.zone == zone }.map(\.method)
-            if methods.count == location.routes.count {
-                keys.append("~^\(location.id):")
-            } else {
-                for method in methods {
-                    keys.append("\(location.id):\(method)")
-                    if method == "GET" { keys.append("\(location.id):HEAD") }
-                }
-            }
-        }
-        return keys
+        keys { $0.limit.zone == zone }
     }
 
     /// The same for the per-address connection limit.
     public var connectionKeys: [String] {
-        locations.flatMap { location -> [String] in
-            let methods = location.limited.filter { $0.limit.connections != nil }.map(\.method)
-            return methods.count == location.routes.count ? ["~^\(location.id):"] : methods.map { "\(location.id):\($0)" }
+        keys { !$0.limit.isNone && $0.limit.connections != nil }
+    }
+
+    /// Keys of the routes `selected` picks, a location's whole key where
+    /// every route there is picked.
+    private func keys(_ selected: (Route) -> Bool) -> [String] {
+        var keys: [String] = []
+        for location in locations {
+            for (key, routes) in location.keyedRoutes {
+                let methods = routes.filter { !$0.limit.isNone && selected($0) }.map(\.method)
+                if methods.count == routes.count {
+                    keys.append("~^\(key):")
+                } else {
+                    for method in methods {
+                        keys.append("\(key):\(method)")
+                        if method == "GET" { keys.append("\(key):HEAD") }
+                    }
+                }
+            }
         }
+        return keys
     }
 
     /// The values `minihost.conf.mustache` renders.
@@ -178,9 +235,15 @@ public struct NginxPlan {
         [
             "zones": zoneRates.map { ["zone": $0.zone, "rate": $0.rate, "keys": limitKeys(zone: $0.zone)] as [String: Any] },
             "connection_keys": connectionKeys,
+            "body_variant": locations.contains(where: \.splitsOnBody)
+                ? [["variable": Self.bodyVariantVariable, "multipart_regex": Self.bodyVariantRegex]] : [],
+            "error_page_choices": errorPageChoices.map { choice in
+                ["variable": choice.variable, "variant_variable": Self.bodyVariantVariable,
+                 "pages": choice.pages.map { ["variant": $0.variant.rawValue, "page": $0.page] }] as [String: Any]
+            },
             "locations": locations.map { location -> [String: Any] in
                 [
-                    "id": location.id, "matcher": location.matcher, "name": location.routes.map(\.name).joined(separator: ", "),
+                    "id": location.id, "key": location.key, "matcher": location.matcher, "name": location.description,
                     "public": publicValues(location, contentOrigin: false),
                     "max_body": String(location.maxBody), "streamed": location.streamed, "large_body": location.largeBody, "loopback_only": location.loopbackOnly,
                     "body_timeout": location.bodyTimeout, "sse": location.streamsResponse,

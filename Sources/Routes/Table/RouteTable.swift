@@ -27,6 +27,31 @@ public struct Route: Sendable {
 
     /// The body size nginx lets through for this route.
     public var nginxBodyLimit: Int64 { body.nginxLimit }
+
+    /// Which requests this route takes when another route shares its method
+    /// and path: a multipart route takes `multipart/form-data`, the other
+    /// every other body.
+    public var bodyVariant: BodyVariant { body.kind == .multipart ? .multipart : .other }
+}
+
+/// Whether a request's body is `multipart/form-data`, which is how one path
+/// serves two dialects (`POST /api/upload`: an uploader upload as a form,
+/// a skysend upload as raw bytes). nginx decides the same way from
+/// `$content_type` (``NginxPlan/bodyVariantRegex``), so its rate limits and
+/// refusals follow the route the worker will pick.
+public enum BodyVariant: String, Sendable {
+    case multipart
+    case other
+
+    /// Leading blanks skipped, compared without case: `multipart/form-data` and its parameters.
+    public init(contentType: String?) {
+        guard let contentType else {
+            self = .other
+            return
+        }
+        let trimmed = contentType.drop { $0 == " " || $0 == "\t" }
+        self = trimmed.lowercased().hasPrefix("multipart/form-data") ? .multipart : .other
+    }
 }
 
 /// A route whose answer is a public file: nginx serves it straight from the
@@ -168,7 +193,8 @@ public struct RouteTable: Sendable {
     }
 
     /// Refuses two routes no precedence rule tells apart (the same method,
-    /// and the same segments with parameters in the same places), naming both.
+    /// and the same segments with parameters in the same places, unless
+    /// their ``Route/bodyVariant``s differ), naming both.
     public func validated() throws -> RouteTable {
         for route in routes where route.publicFile != nil {
             guard route.method == "GET", route.auth.check == nil, route.body.kind == .none, route.limit.isNone,
@@ -179,7 +205,9 @@ public struct RouteTable: Sendable {
         }
         for (index, route) in routes.enumerated() {
             for other in routes[(index + 1)...] where other.method == route.method && other.path.sameShape(as: route.path) {
-                throw RouteConflict(first: route.name, second: other.name)
+                guard other.bodyVariant != route.bodyVariant, other.path.text == route.path.text else {
+                    throw RouteConflict(first: route.name, second: other.name)
+                }
             }
         }
         return self
