@@ -269,6 +269,50 @@ def test_a_file_round_trips_encrypted_through_chunks(server):
     assert client.auth_token.encode() not in stored and client.owner_token.encode() not in stored
 
 
+def test_a_single_request_upload_shares_its_path_with_the_uploader(server):
+    """`POST /api/upload` with a raw body is skysend's upload, with a form the uploader's."""
+    client = Client()
+    file_key = hkdf(client.secret, client.salt, "skysend-file-encryption")
+    plaintext = b"PLAINTEXT-MARKER " + os.urandom(2 * RECORD + 77) + b" END-OF-SECRET-FILE"
+    ciphertext = ece_encrypt(file_key, plaintext)
+    answer = requests.post(server.url("/api/upload"), data=ciphertext, headers=upload_headers(client, len(ciphertext)))
+    assert answer.status_code == 201, answer.text
+    file_id = answer.json()["id"]
+    assert len(file_id) == 32 and answer.json() == {"id": file_id, "url": server.url(f"/#{file_id}")}
+    info = requests.get(server.url(f"/api/info/{file_id}")).json()
+    assert info["size"] == len(ciphertext) and info["maxDownloads"] == 2 and info["salt"] == b64url(client.salt)
+    download = requests.get(server.url(f"/api/download/{file_id}"), headers={"X-Auth-Token": client.auth_token})
+    assert download.status_code == 200 and ece_decrypt(file_key, download.content) == plaintext
+
+    # Streamed without a Content-Length (chunked), as a browser's fetch of a stream sends it.
+    streamed = requests.post(server.url("/api/upload"), data=iter([ciphertext[:1000], ciphertext[1000:]]),
+                             headers=upload_headers(client, len(ciphertext)))
+    assert streamed.status_code == 201, streamed.text
+    assert requests.get(server.url(f"/api/info/{streamed.json()['id']}")).json()["size"] == len(ciphertext)
+
+    # A body that disagrees with X-Content-Length, either way, leaves nothing behind.
+    blobs = len(list(server.blob_files()))
+    for declared, body in [(len(ciphertext) + 1, ciphertext), (len(ciphertext) - 1, ciphertext),
+                           (len(ciphertext), iter([ciphertext[:-5]]))]:
+        refused = requests.post(server.url("/api/upload"), data=body, headers=upload_headers(client, declared))
+        assert refused.status_code == 400, (declared, refused.text)
+        assert refused.json() == {"error": "Body size does not match declared content length"}
+    bad = requests.post(server.url("/api/upload"), data=b"x", headers={"X-Salt": b64url(client.salt)})
+    assert bad.status_code == 400 and bad.json()["error"] == "Invalid request headers"
+    assert set(bad.json()["details"]) >= {"authToken", "ownerToken", "maxDownloads", "expireSec"}
+    assert len(list(server.blob_files())) == blobs
+    with sqlite3.connect(server.data / "minihost.sqlite") as db:
+        count = db.execute("SELECT count(*) FROM minihost_uploads WHERE owner_kind = 'skysend'").fetchone()[0]
+        orphans = db.execute("SELECT count(*) FROM minihost_skysend_files f LEFT JOIN minihost_uploads u "
+                             "ON u.id = f.upload_id WHERE u.id IS NULL").fetchone()[0]
+    assert count == 2 and orphans == 0
+
+    # The same path with a form is the uploader's upload, in the uploader's words.
+    form = requests.post(server.url("/api/upload"), files={"file": ("a.txt", b"hello")})
+    assert form.status_code == 200 and form.json()["status"] == "success", form.text
+    assert requests.get(form.json()["file_url_full"]).content == b"hello"
+
+
 def test_upload_headers_and_sizes_are_checked(server):
     client = Client()
 

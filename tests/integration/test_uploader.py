@@ -71,7 +71,7 @@ def test_upload_errors_leave_nothing_behind(make_server):
     server = make_server({"MINIHOST_UPLOADER_MAX_MB": "1"})
     before = rows(server, "SELECT count(*) FROM minihost_uploads")
     cases = [
-        (requests.post(server.url("/api/upload"), data={"other": "x"}), 400, "No file uploaded"),
+        (requests.post(server.url("/api/upload"), files={"other": (None, "x")}), 400, "No file uploaded"),
         (requests.post(server.url("/api/upload"), files={"nofile": ("a.txt", b"x")}), 400, "No file uploaded"),
         (upload(server, b"x" * 1000, "noextension"), 400, "Bad file extension"),
         (upload(server, b"x" * 1000, "weird.ex t"), 400, "Bad file extension"),
@@ -83,9 +83,13 @@ def test_upload_errors_leave_nothing_behind(make_server):
     for response, status, message in cases:
         assert response.status_code == status, (message, response.status_code, response.text)
         assert response.json() == {"status": "error", "message": message}, response.text
-    # nginx refuses a body far past the limit itself, in the dialect's format.
+    # A body far past the limit is refused in the dialect's format (by the
+    # worker here: the path's nginx limit is skysend's larger one).
     huge = upload(server, os.urandom(3 << 20), "huge.bin")
     assert huge.status_code == 413 and huge.json()["status"] == "error", huge.text
+    # Any body but a form is skysend's upload, in skysend's words.
+    raw = requests.post(server.url("/api/upload"), data={"other": "x"})
+    assert raw.status_code == 400 and raw.json()["error"] == "Invalid request headers", raw.text
     assert rows(server, "SELECT count(*) FROM minihost_uploads") == before
     assert server.temp_files() == [] and server.blob_files() == []
     assert upload(server, b"fine", "ok.txt").status_code == 200

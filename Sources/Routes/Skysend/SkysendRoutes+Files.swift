@@ -3,8 +3,8 @@ import HTTPCore
 import OpenSSLCrypto
 import Store
 
-/// Files: ciphertext the client encrypted, uploaded in chunks through a
-/// durable core session (init → chunks → finalize), then served to whoever
+/// Files: ciphertext the client encrypted, uploaded in one request or in
+/// chunks through a durable core session (init → chunks → finalize), then served to whoever
 /// proves the auth token, at most `maxDownloads` times, until it expires.
 extension SkysendRoutes {
     /// The upload headers, checked as upstream's schema and limits check them.
@@ -73,6 +73,22 @@ extension SkysendRoutes {
             salt: Base64URL.encode(saltBytes), fileCount: fileCount, maxDownloads: maxDownloads, expireSeconds: expireSec,
             passwordSalt: hasPassword ? passwordSalt : nil, passwordAlgo: hasPassword ? passwordAlgo : nil)
         return (terms, Int64(contentLength))
+    }
+
+    /// `POST /api/upload` (any body but a form, which is the uploader's): the
+    /// whole ciphertext in one raw body, streamed to a temporary blob and
+    /// recorded only if exactly the declared bytes arrived; 201 `{id, url}`.
+    func upload(_ route: RouteRequest) throws -> Response {
+        let (terms, size) = try uploadTerms(route.request)
+        let mismatch = HTTPErrorResponse(.badRequest, "Body size does not match declared content length")
+        // More bytes than declared stop the body at once; fewer are found at its end.
+        let blob = try RawBodyReceiver(maxBytes: size).receive(route.request, into: store, tooLarge: mismatch)
+        guard blob.size == size else {
+            blob.discard()
+            throw mismatch
+        }
+        let file = try store.skysendFiles.commit(blob, terms: terms)
+        return JSONResponse.make(["id": file.id, "url": "\(context.origin(for: route.request))/#\(file.id)"], status: .created)
     }
 
     /// `POST /api/upload/init`: the headers checked, a session opened; 201 `{id}`.

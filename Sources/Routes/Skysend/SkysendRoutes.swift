@@ -8,9 +8,9 @@ import Store
 /// which the server keeps as SHA-256 and compares in constant time.
 /// Errors are `{"error": …}` in upstream's words.
 ///
-/// Served so far: `GET /api/config`, the notes, and files uploaded in
-/// chunks. The single-request `POST /api/upload` is not yet: that path is
-/// the uploader dialect's.
+/// `POST /api/upload` is shared with the uploader dialect: a
+/// `multipart/form-data` body is an uploader upload, any other body a
+/// skysend one (``BodyVariant``).
 struct SkysendRoutes: DialectRoutes {
     let context: ServerContext
 
@@ -41,6 +41,10 @@ struct SkysendRoutes: DialectRoutes {
         }
         table.group(.json, prefix: "/api") { api in
             let file = ["id": fileId]
+            // Shares its path with the uploader's multipart upload: any other body is this one.
+            api.add("POST", "/upload", body: .raw(limit: configuration.maxUploadBytes, streamed: true,
+                                                  tooLarge: "File size exceeds maximum of \(configuration.maxUploadBytes) bytes"),
+                    limit: .upload, detailed { try Self($0.server).upload($0) })
             api.add("POST", "/upload/init", limit: .upload, detailed { try Self($0.server).initUpload($0) })
             // The session id is the capability; upstream checks no token here either.
             api.add("POST", "/upload/:id/chunk", constraints: file,

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import OpenSSLCrypto
 
 /// What a skysend upload declared in its headers, kept with its upload
 /// session until finalize (the session's options, as JSON).
@@ -67,7 +68,8 @@ public struct SkysendFileStore: Sendable {
     public func openSession(_ terms: SkysendUploadTerms, declaredSize: Int64, maxSize: Int64,
                             lifetime: TimeInterval) throws -> UploadSession {
         let options = String(decoding: try JSONEncoder().encode(terms), as: UTF8.self)
-        return try store.openSession(SessionRequest(owner: Self.owner, fileName: "skysend.bin", declaredSize: declaredSize,
+        return try store.openSession(SessionRequest(owner: Self.owner, fileName: Self.fileName, contentType: Self.contentType,
+                                                    declaredSize: declaredSize,
                                                     options: options), maxSize: maxSize, lifetime: lifetime)
     }
 
@@ -85,22 +87,44 @@ public struct SkysendFileStore: Sendable {
     /// Finishes a session into a file whose public id is the session's id;
     /// the expiry starts now. nil while another call is finishing it.
     public func finish(sessionId: String, terms: SkysendUploadTerms, now: Date = Date()) throws -> SkysendFile? {
-        var attributes = SkysendFileAttributes(
-            uploadId: "", authTokenHash: terms.authTokenHash, ownerTokenHash: terms.ownerTokenHash, salt: terms.salt,
-            fileCount: terms.fileCount, passwordSalt: terms.passwordSalt, passwordAlgo: terms.passwordAlgo,
-            encryptedMeta: nil, metaNonce: nil)
         let outcome = try store.finishSession(id: sessionId, owner: Self.owner, now: now, configure: { upload in
-            upload.publicId = sessionId
-            upload.maxDownloads = terms.maxDownloads
-            upload.expiresAt = now.addingTimeInterval(TimeInterval(terms.expireSeconds))
+            Self.apply(terms, publicId: sessionId, now: now, to: &upload)
         }, attach: { db, upload in
-            attributes.uploadId = upload.id
-            try attributes.insert(db)
+            try Self.attributes(terms, uploadId: upload.id).insert(db)
         })
         switch outcome {
         case .inProgress: return nil
         case .completed(let upload): return try file(id: upload.publicId ?? sessionId)
         }
+    }
+
+    /// Records a file received in one request (`POST /api/upload`) under a
+    /// new id: row, attributes and blob in one transaction, or nothing.
+    public func commit(_ blob: CompletedBlob, terms: SkysendUploadTerms, now: Date = Date()) throws -> SkysendFile {
+        let id = try SecureRandom.hex(byteCount: 16)
+        let upload = try store.commitUpload(blob, owner: Self.owner, fileName: Self.fileName, contentType: Self.contentType,
+                                            now: now, configure: { Self.apply(terms, publicId: id, now: now, to: &$0) },
+                                            alsoInTransaction: { db, upload in
+            try Self.attributes(terms, uploadId: upload.id).insert(db)
+        })
+        return SkysendFile(upload: upload, attributes: Self.attributes(terms, uploadId: upload.id))
+    }
+
+    /// Ciphertext: the real name and type are inside the encrypted metadata.
+    static let fileName = "skysend.bin"
+    static let contentType = "application/octet-stream"
+
+    private static func apply(_ terms: SkysendUploadTerms, publicId: String, now: Date, to upload: inout Upload) {
+        upload.publicId = publicId
+        upload.maxDownloads = terms.maxDownloads
+        upload.expiresAt = now.addingTimeInterval(TimeInterval(terms.expireSeconds))
+    }
+
+    private static func attributes(_ terms: SkysendUploadTerms, uploadId: String) -> SkysendFileAttributes {
+        SkysendFileAttributes(
+            uploadId: uploadId, authTokenHash: terms.authTokenHash, ownerTokenHash: terms.ownerTokenHash, salt: terms.salt,
+            fileCount: terms.fileCount, passwordSalt: terms.passwordSalt, passwordAlgo: terms.passwordAlgo,
+            encryptedMeta: nil, metaNonce: nil)
     }
 
     /// A ready skysend file by the id the client knows (ended ones included:
