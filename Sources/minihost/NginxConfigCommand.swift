@@ -18,6 +18,8 @@ struct NginxConfig: ParsableCommand {
     @Option(help: "Largest chunk in MB (match MINIHOST_MAX_CHUNK_MB).") var maxChunkMb: Int = 100
     @Option(help: "Largest uploader-dialect upload in MB (match MINIHOST_UPLOADER_MAX_MB).")
     var uploaderMaxMb: Int = UploaderConfiguration.defaultMaxMB
+    @Option(help: "Largest skysend-dialect upload in MB (match MINIHOST_SKYSEND_MAX_MB).")
+    var skysendMaxMb: Int = Int(SkysendConfiguration().maxUploadBytes >> 20)
     @Option(help: "HTTP listen address.") var httpListen: String = "80"
     @Option(help: "HTTPS listen address.") var httpsListen: String = "443"
     @Option(help: "server_name of the content origin (MINIHOST_CONTENT_ORIGIN's host), a separate site that serves only stored bytes.")
@@ -34,6 +36,7 @@ struct NginxConfig: ParsableCommand {
         }
         if !(1...4096).contains(maxChunkMb) { throw ValidationError("--max-chunk-mb takes 1 to 4096") }
         if !(1...16_384).contains(uploaderMaxMb) { throw ValidationError("--uploader-max-mb takes 1 to 16384") }
+        if !(1...1_048_576).contains(skysendMaxMb) { throw ValidationError("--skysend-max-mb takes 1 to 1048576") }
     }
 
     func run() throws {
@@ -51,6 +54,7 @@ struct NginxConfig: ParsableCommand {
         environment["MINIHOST_MAX_MB"] = String(maxMb)
         environment["MINIHOST_MAX_CHUNK_MB"] = String(maxChunkMb)
         environment["MINIHOST_UPLOADER_MAX_MB"] = String(uploaderMaxMb)
+        environment["MINIHOST_SKYSEND_MAX_MB"] = String(skysendMaxMb)
         if let publicOrigin { environment["MINIHOST_PUBLIC_ORIGIN"] = publicOrigin }
         if let corsOrigins { environment["MINIHOST_CORS_ORIGINS"] = corsOrigins }
         let configuration = ServerConfiguration.fromEnvironment(environment).0

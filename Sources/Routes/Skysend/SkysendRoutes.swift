@@ -42,8 +42,9 @@ struct SkysendRoutes: DialectRoutes {
         table.group(.json, prefix: "/api") { api in
             let file = ["id": fileId]
             // Shares its path with the uploader's multipart upload: any other body is this one.
-            api.add("POST", "/upload", body: .raw(limit: configuration.maxUploadBytes, streamed: true,
-                                                  tooLarge: "File size exceeds maximum of \(configuration.maxUploadBytes) bytes"),
+            let maxUpload = configuration.skysend.maxUploadBytes
+            api.add("POST", "/upload", body: .raw(limit: maxUpload, streamed: true,
+                                                  tooLarge: "File size exceeds maximum of \(maxUpload) bytes"),
                     limit: .upload, detailed { try Self($0.server).upload($0) })
             api.add("POST", "/upload/init", limit: .upload, detailed { try Self($0.server).initUpload($0) })
             // The session id is the capability; upstream checks no token here either.
