@@ -1,6 +1,7 @@
 """Pieces the benchmarks share: the servers under test, wrk with full error
 accounting, and the statistics every figure is reported with."""
 
+import base64
 import hashlib
 import json
 import os
@@ -142,6 +143,22 @@ class Minihost:
         out = subprocess.run(["curl", "-sS", "-f", "-F", f"file=@{path}", self.base + "/api/upload"],
                              capture_output=True, text=True, check=True).stdout
         return json.loads(out)
+
+    def skysend_upload(self, path: Path) -> dict:
+        """A skysend-dialect single-request upload (`POST /api/upload`, raw body),
+        with random tokens: the answer, plus the auth token to download it with."""
+        token = lambda: base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+        auth = token()
+        headers = {"X-Auth-Token": auth, "X-Owner-Token": token(),
+                   "X-Salt": base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode(),
+                   "X-Max-Downloads": "1", "X-Expire-Sec": "3600", "X-Content-Length": str(path.stat().st_size),
+                   "Content-Type": "application/octet-stream"}
+        # -T streams the file (--data-binary @file would read it all into memory first).
+        command = ["curl", "-sS", "-f", "-X", "POST", "-T", str(path), self.base + "/api/upload"]
+        for name, value in headers.items():
+            command[1:1] = ["-H", f"{name}: {value}"]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        return {**json.loads(out), "auth_token": auth}
 
     def stored_sha256(self, url, headers=None):
         """SHA-256 of the bytes the server serves at `url` (through nginx)."""

@@ -33,7 +33,7 @@ def rotated(steps, index):
 
 
 def measure_large_upload(server, reference, big, work, pairs):
-    """Upload (minihost and uploader dialects) ÷ dd and ÷ nginx WebDAV PUT:
+    """Upload (minihost, uploader and skysend dialects) ÷ dd and ÷ nginx WebDAV PUT:
     rotated runs, each step after the same sync and pause, new content for
     every upload, the stored bytes read back."""
     dd_target = work / "data" / "dd.bin"
@@ -67,6 +67,9 @@ def measure_large_upload(server, reference, big, work, pairs):
     run_uploader_upload = timed_upload(server.uploader_upload,
                                        lambda answer: server.stored_sha256(f"{server.base}/file/{answer['file_url']}"))
 
+    run_skysend_upload = timed_upload(server.skysend_upload, lambda answer: server.stored_sha256(
+        f"{server.base}/api/download/{answer['id']}", {"X-Auth-Token": answer["auth_token"]}))
+
     def prepared(run):
         def step():
             settle()
@@ -74,7 +77,7 @@ def measure_large_upload(server, reference, big, work, pairs):
         return step
 
     steps = [("dd", prepared(run_dd)), ("put", prepared(run_put)), ("upload", run_upload),
-             ("uploader", run_uploader_upload)]
+             ("uploader", run_uploader_upload), ("skysend", run_skysend_upload)]
     runs = []
     with RSSSampler(server) as rss:
         for index in range(pairs):
@@ -91,6 +94,8 @@ def measure_large_upload(server, reference, big, work, pairs):
         "upload_over_put": summary([r["upload"] / r["put"] for r in runs]),
         "uploader_s": summary([r["uploader"] for r in runs]),
         "uploader_over_dd": summary([r["uploader"] / r["dd"] for r in runs]),
+        "skysend_s": summary([r["skysend"] for r in runs]),
+        "skysend_over_dd": summary([r["skysend"] / r["dd"] for r in runs]),
         "peak_worker_rss_mb": rss.peak_mb,
     }
 
@@ -321,6 +326,7 @@ TARGETS = [
     ("upload ÷ dd", "upload_over_dd", "<=", 1.3),
     ("upload ÷ nginx WebDAV PUT", "upload_over_put", None, None),
     ("uploader-dialect upload ÷ dd", "uploader_over_dd", "<=", 1.3),
+    ("skysend-dialect raw upload ÷ dd", "skysend_over_dd", "<=", 1.3),
     ("256 MB upload ÷ nginx PUT, all on tmpfs", "tmpfs_upload_over_put", "<=", 1.3),
     ("peak worker RSS during the uploads (MB)", "peak_worker_rss_mb", "<=", 64),
     ("idle worker RSS after the mixed load (MB)", "idle_worker_rss_after_load_mb", "<=", 64),
