@@ -358,6 +358,17 @@ enum Migrations {
                 );
                 """)
         }
+        migrator.registerMigration("v13-tus-uploads") { db in
+            // What a finished tus upload answers HEAD with, beyond the core row.
+            try db.execute(sql: """
+                CREATE TABLE minihost_tus_uploads (
+                    upload_id TEXT PRIMARY KEY NOT NULL REFERENCES minihost_uploads(id) ON DELETE CASCADE,
+                    metadata TEXT,
+                    partial INTEGER NOT NULL DEFAULT 0,
+                    concatenated TEXT
+                );
+                """)
+        }
         return migrator
     }
 }

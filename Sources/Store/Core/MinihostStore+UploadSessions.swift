@@ -119,7 +119,7 @@ extension MinihostStore {
     }
 
     /// Opens (creating, durably, on first use) the session's in-place file.
-    private func openSessionFile(_ sessionId: String) throws -> Int32 {
+    func openSessionFile(_ sessionId: String) throws -> Int32 {
         let path = sessionDataPath(sessionId)
         var descriptor = open(path, O_RDWR | O_CLOEXEC)
         if descriptor < 0 && errno == ENOENT {
@@ -135,7 +135,7 @@ extension MinihostStore {
     }
 
     /// Creates the session's folder, durably, if it isn't there yet.
-    private func makeSessionFolder(_ sessionId: String) throws {
+    func makeSessionFolder(_ sessionId: String) throws {
         guard !FileSystem.exists(sessionFolder(sessionId)) else { return }
         try FileSystem.makeDirectory(sessionFolder(sessionId), mode: 0o700)
         try FileSystem.syncDirectory(directory.sessionsPath)

@@ -1,0 +1,68 @@
+import Foundation
+import GRDB
+import Glibc
+
+/// Sessions written in order, at offsets (tus): each write is a chunk whose
+/// index counts the writes and whose bytes go into the session file right
+/// after the ones before, so finishing links the file as the blob, hashed as
+/// it grew. Writes of one session must not overlap: callers hold
+/// ``withSessionLock(_:_:)`` from reading the offset to accepting the bytes.
+extension MinihostStore {
+    /// Where the next write goes: the bytes acknowledged so far and the next chunk index.
+    public func appendPosition(ofSession id: String) throws -> (offset: Int64, index: Int64) {
+        let chunks = try chunks(ofSession: id)
+        return (chunks.reduce(0) { $0 + $1.size }, (chunks.map(\.chunkIndex).max() ?? -1) + 1)
+    }
+
+    /// A writer for chunk `index`, `offset` bytes into the session file,
+    /// taking at most `capacity` bytes there (more move to a file of its
+    /// own, as does everything when another process writes in place).
+    public func makeAppendWriter(sessionId: String, index: Int64, offset: Int64, capacity: Int64) throws -> ChunkWriter {
+        if capacity > 0, sessionFiles.mayWriteInPlace {
+            let state = try sessionFiles.state(for: sessionId) { try acknowledgedSpans(sessionId) }
+            if state.claim(index) {
+                do {
+                    let descriptor = try openSessionFile(sessionId)
+                    let slot = ChunkWriter.Slot(state: state, descriptor: descriptor, offset: offset, capacity: capacity)
+                    return ChunkWriter(sessionId: sessionId, index: index, target: .slot(slot), blobs: blobs)
+                } catch {
+                    state.release(index)
+                    throw error
+                }
+            }
+        }
+        return ChunkWriter(sessionId: sessionId, index: index, target: .ownFile(try blobs.makeWriter()), blobs: blobs)
+    }
+
+    /// Runs `body` holding an exclusive lock on the session, across threads
+    /// and processes (`flock` on a file in its folder): writes to one
+    /// session in order queue here instead of racing for the same offset.
+    public func withSessionLock<T>(_ sessionId: String, _ body: () throws -> T) throws -> T {
+        try makeSessionFolder(sessionId)
+        let descriptor = open(sessionFolder(sessionId) + "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw StorageError.fromErrno("open session lock") }
+        defer { close(descriptor) }
+        while flock(descriptor, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw StorageError.fromErrno("lock session") }
+        }
+        return try body()
+    }
+
+    /// Deletes an open session of `owner` with its bytes (tus termination).
+    /// False if there is no such open session.
+    public func cancelSession(id: String, owner: Owner) throws -> Bool {
+        let removed = try writeImmediately { db -> Bool in
+            guard let session = try UploadSession.fetchOne(db, key: id), session.owner == owner, session.state == .open else {
+                return false
+            }
+            try UploadSessionChunk.filter(Column("session_id") == id).deleteAll(db)
+            try UploadSession.deleteOne(db, key: id)
+            return true
+        }
+        if removed {
+            sessionFiles.remove(id)
+            FileSystem.removeTree(sessionFolder(id))
+        }
+        return removed
+    }
+}
