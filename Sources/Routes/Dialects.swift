@@ -16,6 +16,7 @@ extension RouteTable {
         table.register(PlainRoutes.self, configuration)
         table.register(UploaderRoutes.self, configuration)
         table.register(SkysendRoutes.self, configuration)
+        table.register(TusRoutes.self, configuration)
         table.register(MetricsRoutes.self, configuration)
         #if DEBUG
         table.register(TestCrashRoutes.self, configuration)

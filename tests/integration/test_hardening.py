@@ -225,6 +225,8 @@ def test_every_route_has_its_body_limit_and_dialect_in_nginx(make_server):
         assert response.status == 413, (route["method"], route["path"], response.status, body)
         if route["dialect"] == "text":
             assert body.startswith("ERR ") and response.getheader("Content-Type").startswith("text/plain"), body
+        elif route["dialect"] == "tus":
+            assert (body or route["method"] == "HEAD") and response.getheader("Tus-Resumable") == "1.0.0", body
         elif route["dialect"] == "uploader":
             answer = json.loads(body)
             assert answer["status"] == "error" and answer["message"], body

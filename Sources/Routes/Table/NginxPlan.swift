@@ -76,6 +76,13 @@ public struct NginxPlan {
         /// The body as an nginx double-quoted string's contents.
         public let body: String
         public let retryAfter: Bool
+        /// The dialect's headers on every answer (tus: `Tus-Resumable`).
+        public let headers: [Header]
+
+        public struct Header: Hashable {
+            public let name: String
+            public let value: String
+        }
     }
 
     public let locations: [Location]
@@ -196,7 +203,8 @@ public struct NginxPlan {
         let slug = message.lowercased().filter { $0.isLetter || $0.isNumber }.prefix(24)
         return ErrorPage(name: "@minihost_\(dialect.name)_\(status)_\(slug)", status: status,
                          contentType: response.headers["Content-Type"] ?? "text/plain", body: quoted,
-                         retryAfter: status == 429)
+                         retryAfter: status == 429,
+                         headers: dialect.headers.map { ErrorPage.Header(name: $0.name, value: $0.value) })
     }
 
     /// `"r3:POST"`-style keys for each zone's map: the routes whose class
@@ -270,7 +278,8 @@ public struct NginxPlan {
                 ]
             },
             "error_pages": errorPages.map {
-                ["name": $0.name, "status": $0.status, "content_type": $0.contentType, "body": $0.body, "retry_after": $0.retryAfter]
+                ["name": $0.name, "status": $0.status, "content_type": $0.contentType, "body": $0.body, "retry_after": $0.retryAfter,
+                 "headers": $0.headers.map { ["name": $0.name, "value": $0.value] }]
             },
         ]
     }

@@ -1,0 +1,128 @@
+import Foundation
+import HTTPCore
+import OpenSSLCrypto
+import Store
+
+/// `PATCH /api/tus/:id`: bytes at the offset the server reports, with an
+/// optional checksum; the last ones finish the upload.
+extension TusRoutes {
+    func patch(_ route: RouteRequest) throws -> Response {
+        let request = route.request
+        try Self.requireResumable(request)
+        guard request.headers["Content-Type"] == Self.offsetContentType else {
+            throw HTTPErrorResponse(HTTPStatus(code: 415, reason: "Unsupported Media Type"),
+                                    "PATCH takes Content-Type: \(Self.offsetContentType)")
+        }
+        guard let claimed = try Self.offsetHeader(request, "Upload-Offset") else {
+            throw HTTPErrorResponse(.badRequest, "Upload-Offset required")
+        }
+        let length = try Self.offsetHeader(request, "Upload-Length")
+        _ = try checksum(request)  // a malformed one is refused before the lock
+        let id = route[parameter: "id"], owner = owner(route)
+        guard try store.tusUploads.upload(id: id, owner: owner) != nil else { throw HTTPErrorResponse(.notFound, "Upload not found") }
+        let written = try store.withSessionLock(id) { () -> (offset: Int64, finished: Bool, expires: Date?) in
+            switch try store.tusUploads.upload(id: id, owner: owner) {
+            case nil:
+                throw HTTPErrorResponse(.notFound, "Upload not found")
+            case .finished(let upload, let attributes)?:
+                if attributes.concatenated != nil { throw HTTPErrorResponse(.forbidden, "A final upload takes no PATCH") }
+                guard claimed == upload.size else { throw offsetConflict(upload.size) }
+                return (upload.size, true, nil)
+            case .open(var session, var terms, let offset)?:
+                guard claimed == offset else { throw offsetConflict(offset) }
+                if let length {
+                    if terms.lengthDeferred {
+                        guard length <= maxSize else {
+                            throw HTTPErrorResponse(.payloadTooLarge, "Upload-Length exceeds Tus-Max-Size (\(maxSize) bytes)")
+                        }
+                        do {
+                            try store.tusUploads.declareLength(sessionId: id, length: length, offset: offset, maxSize: maxSize)
+                        } catch let error as StorageError where error.code == .invalid {
+                            throw HTTPErrorResponse(.badRequest, "Upload-Length is below the offset")
+                        }
+                        session.declaredSize = length
+                        terms.lengthDeferred = false
+                    } else if length != session.declaredSize {
+                        throw HTTPErrorResponse(.badRequest, "Upload-Length differs from the upload's length")
+                    }
+                }
+                let index = try store.appendPosition(ofSession: id).index
+                let result = try append(request, session: session, terms: terms, offset: offset, index: index)
+                return (result.offset, result.finished, session.expiresAt)
+            }
+        }
+        var response = Response(status: .noContent)
+        response.headers.set("Upload-Offset", String(written.offset))
+        if !written.finished, let expires = written.expires { response.headers.set("Upload-Expires", HTTPDate.format(expires)) }
+        return response
+    }
+
+    private func offsetConflict(_ offset: Int64) -> HTTPErrorResponse {
+        HTTPErrorResponse(.conflict, "Upload-Offset differs from the upload's offset",
+                          headers: HTTPHeaders([("Upload-Offset", String(offset))]))
+    }
+
+    /// `Upload-Checksum: <algorithm> <base64 digest>`, or nil; 400 when malformed or unsupported.
+    func checksum(_ request: Request) throws -> (algorithm: MessageDigest.Algorithm, digest: [UInt8])? {
+        guard let text = request.headers["Upload-Checksum"] else { return nil }
+        let parts = text.split(separator: " ", omittingEmptySubsequences: true)
+        guard parts.count == 2, let algorithm = MessageDigest.Algorithm(rawValue: String(parts[0]).lowercased()) else {
+            throw HTTPErrorResponse(.badRequest, "Upload-Checksum must be '<sha1|md5|sha256> <base64 digest>'")
+        }
+        guard let digest = Data(base64Encoded: String(parts[1])) else {
+            throw HTTPErrorResponse(.badRequest, "Upload-Checksum's digest is not base64")
+        }
+        return (algorithm, Array(digest))
+    }
+
+    /// Writes the body at `offset` and acknowledges it once fsync'd; finishes
+    /// the upload when that was its last byte. Call holding the session lock.
+    ///
+    /// A body cut off mid-way keeps the bytes that arrived (the offset a
+    /// `HEAD` then reports), unless a checksum was sent, which they can't
+    /// match. More bytes than the length leaves is 413 and keeps nothing; so
+    /// does a checksum mismatch (460).
+    func append(_ request: Request, session: UploadSession, terms: TusUploadTerms, offset: Int64,
+                index: Int64) throws -> (offset: Int64, finished: Bool) {
+        let remaining = session.declaredSize - offset
+        let expected = try checksum(request)
+        let digest = try expected.map { try MessageDigest($0.algorithm) }
+        let writer = try store.makeAppendWriter(sessionId: session.id, index: index, offset: offset, capacity: remaining)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
+        defer { buffer.deallocate() }
+        do {
+            while true {
+                let count = try request.body.read(into: buffer)
+                if count == 0 { break }
+                guard writer.size + Int64(count) <= remaining else {
+                    throw HTTPErrorResponse(.payloadTooLarge, "The body exceeds the upload's remaining \(remaining) bytes")
+                }
+                let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+                try digest?.update(bytes)
+                try writer.write(bytes)
+            }
+        } catch let error as RequestBodyError where expected == nil && writer.size > 0 {
+            // The client went away: what arrived is kept, so it resumes from there.
+            try store.acceptChunk(writer)
+            throw error
+        } catch {
+            writer.abandon()
+            throw error
+        }
+        if let expected, let digest, try digest.finalize() != expected.digest {
+            writer.abandon()
+            throw HTTPErrorResponse(Self.checksumMismatch, "Checksum Mismatch")
+        }
+        guard writer.size > 0 else {
+            writer.abandon()
+            return (offset, false)
+        }
+        let written = offset + writer.size
+        try store.acceptChunk(writer)
+        guard !terms.lengthDeferred, written == session.declaredSize else { return (written, false) }
+        guard try store.tusUploads.finish(session, terms: terms) != nil else {
+            throw HTTPErrorResponse(.conflict, "The upload is being finished")
+        }
+        return (written, true)
+    }
+}
