@@ -35,9 +35,16 @@ public struct CORSPolicy: Sendable {
         guard let origin = allowedOrigin(for: request) else { return }
         response.headers.set("Access-Control-Allow-Origin", origin)
         response.headers.set("Access-Control-Allow-Credentials", "true")
-        response.headers.set("Access-Control-Expose-Headers", "Content-Disposition, X-Minihost-Audit")
+        response.headers.set("Access-Control-Expose-Headers", Self.exposedHeaders)
         response.headers.add("Vary", "Origin")
     }
+
+    /// What scripts on an allowed origin may read: tus clients in a browser
+    /// (tus-js-client, Uppy) need the protocol's headers.
+    static let exposedHeaders = ["Content-Disposition", "X-Minihost-Audit", "X-Request-Id", "Location", "Upload-Offset",
+                                 "Upload-Length", "Upload-Defer-Length", "Upload-Metadata", "Upload-Expires", "Upload-Concat",
+                                 "Tus-Resumable", "Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm"]
+        .joined(separator: ", ")
 
     func applyPreflight(to response: inout Response, request: Request, methods: [String]) {
         apply(to: &response, request: request)

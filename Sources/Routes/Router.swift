@@ -40,7 +40,10 @@ public final class Router: Sendable {
         let onContentOrigin = request.isContentOrigin
         let usable = { (route: Route) in !onContentOrigin || route.onContentOrigin }
         let variant = BodyVariant(contentType: request.headers["Content-Type"])
-        if let (route, parameters) = root.find(segments[...], RouteParameters(), { node in
+        // A browser's CORS preflight is answered here even where a route has
+        // its own OPTIONS (tus's is a protocol question, not a preflight).
+        let preflight = method == "OPTIONS" && request.headers["Access-Control-Request-Method"] != nil
+        if !preflight, let (route, parameters) = root.find(segments[...], RouteParameters(), { node in
             node.route(method, variant).flatMap { usable($0) ? $0 : nil }
                 ?? (method == "HEAD" ? node.route("GET", variant).flatMap { usable($0) ? $0 : nil } : nil)
         }) {

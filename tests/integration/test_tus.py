@@ -8,6 +8,7 @@ import threading
 import time
 
 import requests
+from conftest import run_cli
 from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
 
@@ -296,3 +297,42 @@ def test_concurrent_patches_of_one_upload_are_serialized(server):
     # One wins at offset 0; the others find the offset moved.
     assert sorted(r.status_code for r in results) == [204, 409, 409, 409], [r.status_code for r in results]
     assert requests.head(url, headers=headers(server, credential)).headers["Upload-Offset"] == str(1 << 20)
+
+
+def test_acknowledged_bytes_survive_a_restart_and_abandoned_uploads_expire(make_server, tmp_path):
+    server = make_server({"MINIHOST_SESSION_HOURS": "0.002"})  # uploads expire after 7.2 s
+    credential = server.client()
+    url = create(server, credential, 10)
+    assert patch(url, server, credential, b"hello", 0).status_code == 204
+    server.stop()
+    server = make_server({"MINIHOST_SESSION_HOURS": "0.002"}, data=server.data)
+    assert requests.head(url.replace(url.split("/api")[0], server.base), headers=headers(server, credential)).headers[
+        "Upload-Offset"] == "5"
+    url = url.replace(url.split("/api")[0], server.base)
+    assert patch(url, server, credential, b"world", 5).status_code == 204
+    upload_id = url.rsplit("/", 1)[1]
+    assert requests.get(server.url(f"/api/minihost/download?id={upload_id}"), headers=server.auth(credential)).content == b"helloworld"
+
+    abandoned = create(server, credential, 10)
+    assert patch(abandoned, server, credential, b"12345", 0).status_code == 204
+    session = server.data / "sessions" / abandoned.rsplit("/", 1)[1]
+    assert session.exists()
+    time.sleep(8)
+    assert requests.head(abandoned, headers=headers(server, credential)).status_code == 404
+    assert patch(abandoned, server, credential, b"67890", 5).status_code == 404
+    run_cli("gc", data=server.data)
+    assert not session.exists()
+
+
+def test_a_browser_preflight_is_answered_and_tus_headers_are_readable(make_server):
+    server = make_server({"MINIHOST_CORS_ORIGINS": "https://app.example"})
+    credential = server.client()
+    preflight = requests.options(server.url("/api/tus"), headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, tus-resumable, upload-length"})
+    assert preflight.status_code == 204 and "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    r = requests.post(server.url("/api/tus"), headers={**headers(server, credential), "Upload-Length": "3",
+                                                      "Origin": "https://app.example"})
+    exposed = {h.strip().lower() for h in r.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"location", "upload-offset", "tus-resumable", "upload-expires"} <= exposed
