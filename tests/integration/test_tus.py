@@ -59,9 +59,8 @@ def test_tuspy_uploads_and_the_upload_is_a_minihost_upload(server, tmp_path):
     published = requests.post(server.url("/api/minihost/publishing_upload"), headers=server.auth(credential),
                               json={"uploadId": upload_id, "published": True})
     assert published.status_code == 200, published.text
-    # Chunks went into the session file in place: no chunk files, one blob, nothing left over.
     assert server.db("SELECT sha256 FROM minihost_uploads WHERE id = ?", upload_id) == [(hashlib.sha256(data).hexdigest(),)]
-    assert not any((server.data / "sessions").glob(f"{upload_id}/*.chunk"))
+    assert not (server.data / "sessions" / upload_id / "data").exists()
 
 
 class CuttingProxy:
@@ -203,6 +202,9 @@ def test_each_status_of_the_protocol(server):
     right = base64.b64encode(hashlib.md5(b"hello").digest()).decode()
     r = patch(url, server, credential, b"hello", 0, **{"Upload-Checksum": f"md5 {right}"})
     assert r.status_code == 204 and r.headers["Upload-Offset"] == "5" and "Upload-Expires" in r.headers
+    # The bytes went into the session file in place, where finishing will find them.
+    session = server.data / "sessions" / url.rsplit("/", 1)[1]
+    assert (session / "data").read_bytes()[:5] == b"hello" and not list(session.glob("*.chunk"))
     # More than the length leaves: 413, nothing kept.
     assert patch(url, server, credential, b"123456", 5).status_code == 413
     right = base64.b64encode(hashlib.sha256(b"world").digest()).decode()

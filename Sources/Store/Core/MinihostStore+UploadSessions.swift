@@ -169,7 +169,7 @@ extension MinihostStore {
                                    sha256: nil, fileOffset: span.offset)
             }
             state.acknowledge(span)
-            state.advanceHash(path: sessionDataPath(writer.sessionId))
+            state.advanceHashSoon(path: sessionDataPath(writer.sessionId))
         }
     }
 
