@@ -338,3 +338,23 @@ def requests_chunked_upload(base, user, password, path, chunk=8 << 20, parallel=
             time.sleep(1)
         assert response.status_code == 200, response.text
         return next(line.split(": ", 1)[1] for line in response.text.splitlines() if line.startswith("Raw: "))
+
+
+def tus_upload(base, credential, path, chunk=8 << 20):
+    """tus as a client library does it: create, then one PATCH per `chunk`
+    bytes in order on a keep-alive connection. Returns the upload id."""
+    headers = {"Tus-Resumable": "1.0.0", "Authorization": f"Bearer {credential}"}
+    size = path.stat().st_size
+    with requests.Session() as session, open(path, "rb") as f:
+        created = session.post(base + "/api/tus", headers={**headers, "Upload-Length": str(size),
+                                                           "Upload-Metadata": "filename " + base64.b64encode(path.name.encode()).decode()})
+        assert created.status_code == 201, created.text
+        url = created.headers["Location"]
+        offset = 0
+        while offset < size:
+            body = f.read(chunk)
+            response = session.patch(url, data=body, headers={**headers, "Upload-Offset": str(offset),
+                                                              "Content-Type": "application/offset+octet-stream"})
+            assert response.status_code == 204, response.text
+            offset = int(response.headers["Upload-Offset"])
+        return url.rsplit("/", 1)[1]

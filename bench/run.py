@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from benchlib import (BIN, OUT, ROOT, Minihost, ReferenceNginx, RSSSampler, SlowUploader, WrkError, median, refresh,
-                      requests_chunked_upload, settle, summary, timed, wrk)
+                      requests_chunked_upload, settle, summary, timed, tus_upload, wrk)
 
 
 def rotated(steps, index):
@@ -301,6 +301,33 @@ def measure_chunked(server, big, runs):
     }
 
 
+def measure_tus(server, big, runs):
+    """500 MB over tus in 8 MiB PATCHes, one after another on a keep-alive
+    connection (as tuspy or tus-js-client send them), against the single
+    multipart upload, in rotated order; new content, a sync and a pause
+    before each, the stored bytes read back."""
+    def run(send):
+        def step():
+            expected = refresh(big)
+            settle()
+            start = time.perf_counter()
+            upload_id = send()
+            seconds = time.perf_counter() - start
+            assert server.downloaded_sha256(upload_id) == expected, "stored bytes differ"
+            return seconds
+        return step
+
+    steps = [("single", run(lambda: server.upload(big)["uploadId"])),
+             ("tus", run(lambda: tus_upload(server.base, server.credential, big)))]
+    measured = []
+    for index in range(runs):
+        measured.append({name: step() for name, step in rotated(steps, index)})
+    return {
+        "tus_runs_s": measured,
+        "tus_over_single": summary([m["tus"] / m["single"] for m in measured]),
+    }
+
+
 def measure_password_checks(server, seconds):
     """cliCheckCredentials at 16 connections: one password again and again
     (remembered after one scrypt), and a wrong one (a full scrypt N=2^17 each,
@@ -336,6 +363,7 @@ TARGETS = [
     ("10 MB upload+download, slow uploaders ÷ idle (worst ÷ best)", "loaded_over_idle", "<=", 2),
     ("chunks 8 MiB x4, requests ÷ single upload", "chunked_requests_over_single", "<=", 1.5),
     ("chunks 8 MiB x4, example script ÷ single", "chunked_script_over_single", None, None),
+    ("tus, 8 MiB PATCHes in order ÷ single upload", "tus_over_single", "<=", 1.2),
     ("cliCheckCredentials req/s, 16 conn, same password", "check_credentials_rps", None, None),
     ("cliCheckCredentials req/s, 16 conn, wrong password", "check_wrong_password_rps", None, None),
     ("peak worker RSS, wrong-password checks (MB)", "check_wrong_password_peak_rss_mb", None, None),
@@ -359,7 +387,7 @@ def verdicts(results):
     return rows
 
 
-MEASUREMENTS = ["upload", "tmpfs", "requests", "slow", "chunked", "passwords", "small"]
+MEASUREMENTS = ["upload", "tmpfs", "requests", "slow", "chunked", "tus", "passwords", "small"]
 
 
 def main():
@@ -398,6 +426,8 @@ def main():
             results.update(measure_slow_uploaders(server, work, args.slow))
         if "chunked" in chosen:
             results.update(measure_chunked(server, big, args.chunked_runs))
+        if "tus" in chosen:
+            results.update(measure_tus(server, big, args.chunked_runs))
         if "passwords" in chosen:
             results.update(measure_password_checks(server, args.seconds))
         # What the worker keeps once the load is gone (glibc returns freed
