@@ -1,5 +1,6 @@
 import Foundation
 import HTTPCore
+import OpenSSLCrypto
 import Store
 
 extension MinihostRoutes {
@@ -47,8 +48,13 @@ extension MinihostRoutes {
         guard let upload = try store.upload(id: id, owner: .apiClient(client.clientKey)), upload.state == .ready else {
             throw HTTPErrorResponse(.notFound, "Upload not found")
         }
-        return StoredContent.response(upload, store: store, request: request, disposition: .attachment,
-                                      cacheControl: "private, no-store")
+        var response = StoredContent.response(upload, store: store, request: request, disposition: .attachment,
+                                              cacheControl: "private, no-store")
+        // RFC 9530: what the bytes hash to, so a client (minihost pull, push) can check them.
+        if let digest = Hex.decode(upload.sha256) {
+            response.headers.set("Repr-Digest", "sha-256=:\(Data(digest).base64EncodedString()):")
+        }
+        return response
     }
 
     /// `POST /api/minihost/upload_follow_up`: app metadata, handled time,
