@@ -27,6 +27,11 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
         // Linux calls that need _GNU_SOURCE, which Swift's Glibc module lacks.
         .target(name: "CLinuxShims"),
         .target(name: "OpenSSLCrypto", dependencies: ["COpenSSL"]),
@@ -68,10 +73,12 @@ let package = Package(
             name: "MinihostTesting",
             dependencies: ["Routes", "Store", "HTTPCore", "OpenSSLCrypto", .product(name: "Logging", package: "swift-log")]
         ),
+        // `minihost push` and `pull`: tus uploads and resumable downloads over libcurl.
+        .target(name: "TransferClient", dependencies: ["CCurl", "OpenSSLCrypto"]),
         .executableTarget(
             name: "minihost",
             dependencies: [
-                "FCGIApp", "HTTPCore", "Routes", "Store", "ServerMetrics", "OpenSSLCrypto", "CLinuxShims",
+                "FCGIApp", "HTTPCore", "Routes", "Store", "ServerMetrics", "OpenSSLCrypto", "CLinuxShims", "TransferClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Mustache", package: "swift-mustache"),

@@ -15,6 +15,8 @@ need_cmd nginx nginx-light
 need_file /usr/include/fcgiapp.h libfcgi-dev
 need_file /usr/include/sqlite3.h libsqlite3-dev
 need_file /usr/include/openssl/evp.h libssl-dev
+# libcurl for `minihost push` and `minihost pull`.
+pkg-config --exists libcurl 2>/dev/null || missing+=(libcurl4-openssl-dev)
 need_cmd pkg-config pkg-config
 need_cmd curl curl
 need_cmd openssl openssl

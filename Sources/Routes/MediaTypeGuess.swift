@@ -3,7 +3,7 @@ import Foundation
 /// A content type from a file name's extension, for uploads whose client
 /// didn't say (chunks with no part header, `application/octet-stream`
 /// parts). Unknown types are served as attachments.
-enum MediaTypeGuess {
+public enum MediaTypeGuess {
     static let byExtension: [String: String] = [
         "txt": "text/plain; charset=utf-8", "html": "text/html; charset=utf-8", "css": "text/css", "csv": "text/csv",
         "json": "application/json", "pdf": "application/pdf", "zip": "application/zip", "gz": "application/gzip",
@@ -15,7 +15,7 @@ enum MediaTypeGuess {
         "7z": "application/x-7z-compressed", "apk": "application/vnd.android.package-archive",
     ]
 
-    static func forFileName(_ name: String) -> String {
+    public static func forFileName(_ name: String) -> String {
         guard let dot = name.lastIndex(of: ".") else { return "application/octet-stream" }
         return byExtension[name[name.index(after: dot)...].lowercased()] ?? "application/octet-stream"
     }

@@ -10,7 +10,7 @@ struct Minihost: ParsableCommand {
         commandName: "minihost",
         abstract: "A self-hosted file hosting server: FastCGI workers behind nginx.",
         subcommands: [Up.self, Serve.self, ClientCommand.self, AdminCommand.self, UserCommand.self, GC.self, Check.self,
-                      NginxConfig.self, RoutesCommand.self, Status.self, ChildOf.self]
+                      NginxConfig.self, RoutesCommand.self, Status.self, Push.self, Pull.self, ChildOf.self]
     )
 }
 

@@ -64,10 +64,12 @@ def test_tuspy_uploads_and_the_upload_is_a_minihost_upload(server, tmp_path):
 
 
 class CuttingProxy:
-    """Forwards one connection at a time to `port`, cutting each after `limit` request bytes."""
+    """Forwards connections to `port`, cutting each after `limit` bytes of
+    the request (or, with `responses=True`, of the answer); only the first
+    `times` connections are cut."""
 
-    def __init__(self, port, limit):
-        self.port, self.limit = port, limit
+    def __init__(self, port, limit, responses=False, times=None):
+        self.port, self.limit, self.responses, self.times = port, limit, responses, times
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.address = self.listener.getsockname()
         self.cuts = 0
@@ -83,30 +85,10 @@ class CuttingProxy:
 
     def relay(self, downstream):
         upstream = socket.create_connection(("127.0.0.1", self.port))
-        sent = [0]
+        cutting = self.times is None or self.cuts < self.times
+        source, target = (upstream, downstream) if self.responses else (downstream, upstream)
 
-        def back():
-            try:
-                while block := upstream.recv(65536):
-                    downstream.sendall(block)
-            except OSError:
-                pass
-            finally:
-                downstream.close()
-
-        threading.Thread(target=back, daemon=True).start()
-        try:
-            while block := downstream.recv(65536):
-                if sent[0] + len(block) > self.limit:
-                    upstream.sendall(block[: self.limit - sent[0]])
-                    self.cuts += 1
-                    time.sleep(0.5)  # let the bytes reach the worker before the cut
-                    break
-                upstream.sendall(block)
-                sent[0] += len(block)
-        except OSError:
-            pass
-        finally:
+        def close_both():
             # shutdown, not just close: the other thread's recv keeps the socket open otherwise.
             for connection in (upstream, downstream):
                 try:
@@ -114,6 +96,31 @@ class CuttingProxy:
                 except OSError:
                     pass
                 connection.close()
+
+        def plain(src, dst):
+            try:
+                while block := src.recv(65536):
+                    dst.sendall(block)
+            except OSError:
+                pass
+            finally:
+                close_both()
+
+        threading.Thread(target=plain, args=(target, source), daemon=True).start()
+        sent = 0
+        try:
+            while block := source.recv(65536):
+                if cutting and sent + len(block) > self.limit:
+                    target.sendall(block[: self.limit - sent])
+                    self.cuts += 1
+                    time.sleep(0.5)  # let the bytes arrive before the cut
+                    break
+                target.sendall(block)
+                sent += len(block)
+        except OSError:
+            pass
+        finally:
+            close_both()
 
     def url(self, path):
         return f"http://{self.address[0]}:{self.address[1]}{path}"

@@ -1,0 +1,110 @@
+import ArgumentParser
+import Foundation
+import Routes
+import TransferClient
+
+/// Where the CLI finds the server and the credential: never a flag, which
+/// would land in shell history and `ps`.
+struct ClientOptions: ParsableArguments {
+    @Option(help: "The server's origin, e.g. https://files.example.com (default: MINIHOST_SERVER).")
+    var server: String?
+
+    var resolvedServer: String {
+        get throws {
+            guard var server = server ?? ProcessInfo.processInfo.environment["MINIHOST_SERVER"], !server.isEmpty else {
+                throw ValidationError("give --server URL or set MINIHOST_SERVER")
+            }
+            while server.hasSuffix("/") { server.removeLast() }
+            return server
+        }
+    }
+
+    /// `MINIHOST_CREDENTIAL`, else the first line of `~/.config/minihost/credential`.
+    var credential: String {
+        get throws {
+            let environment = ProcessInfo.processInfo.environment
+            if let credential = environment["MINIHOST_CREDENTIAL"], !credential.isEmpty { return credential }
+            let file = Self.configDirectory + "/credential"
+            if let text = try? String(contentsOfFile: file, encoding: .utf8),
+               let line = text.split(whereSeparator: \.isNewline).first, !line.isEmpty {
+                return String(line).trimmingCharacters(in: .whitespaces)
+            }
+            throw ValidationError("set MINIHOST_CREDENTIAL to an API client credential (key.secret), or put it in \(file)")
+        }
+    }
+
+    static var configDirectory: String {
+        let environment = ProcessInfo.processInfo.environment
+        return (environment["XDG_CONFIG_HOME"] ?? (NSHomeDirectory() + "/.config")) + "/minihost"
+    }
+
+    static var stateDirectory: String {
+        let environment = ProcessInfo.processInfo.environment
+        return (environment["XDG_STATE_HOME"] ?? (NSHomeDirectory() + "/.local/state")) + "/minihost/push"
+    }
+}
+
+/// `minihost push FILE…`: tus uploads with progress, retries and resume.
+struct Push: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Upload files over tus, resuming after a dropped connection or an interrupted run.",
+        discussion: """
+            The credential comes from MINIHOST_CREDENTIAL or ~/.config/minihost/credential (an API client with \
+            the upload and download scopes). Files of --parallel-mb or more go as --parallel partial uploads \
+            joined on the server. Run the same command again after an interruption and it resumes the same upload.
+            """)
+
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "Files to upload.") var files: [String]
+    @Flag(help: "One JSON object per file on standard output.") var json = false
+    @Option(help: "Partial uploads in parallel for large files.") var parallel = 4
+    @Option(help: "Files at least this large (MB) go in parallel parts.") var parallelMb = 64
+    @Option(help: "Megabytes per PATCH (each is acknowledged once on the server's disk).") var patchMb = 64
+    @Flag(help: "No progress on standard error.") var quiet = false
+
+    func validate() throws {
+        guard (1...32).contains(parallel) else { throw ValidationError("--parallel takes 1 to 32") }
+        guard (1...4096).contains(patchMb), parallelMb >= 1 else { throw ValidationError("--patch-mb takes 1 to 4096") }
+    }
+
+    func run() throws {
+        let options = PushOptions(server: try client.resolvedServer, credential: try client.credential,
+                                  stateDirectory: ClientOptions.stateDirectory, parallel: parallel,
+                                  parallelThreshold: Int64(parallelMb) << 20, patchSize: Int64(patchMb) << 20)
+        let pusher = TusPusher(options: options)
+        for file in files {
+            let name = (file as NSString).lastPathComponent
+            let result = try pusher.push(path: file, contentType: MediaTypeGuess.forFileName(name)) { total in
+                quiet ? nil : TransferProgress(label: name, total: total)
+            }
+            if json {
+                let object: [String: Any] = ["id": result.id, "name": result.name, "size": result.size, "sha256": result.sha256,
+                                             "download": result.downloadURL, "resumed": result.resumed]
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print("\(result.name): \(result.id) (\(result.size) bytes, sha256 \(result.sha256) verified)")
+                print("  download: \(result.downloadURL)")
+            }
+        }
+    }
+}
+
+/// `minihost pull ID`: a download that resumes and checks SHA-256.
+struct Pull: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Download an upload, resuming with Range after a cut, and check its SHA-256.")
+
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "The upload's id.") var id: String
+    @Option(name: .shortAndLong, help: "Where to write it (default: its file name).") var output: String?
+    @Flag(help: "No progress on standard error.") var quiet = false
+
+    func run() throws {
+        let puller = Puller(server: try client.resolvedServer, credential: try client.credential)
+        let result = try puller.pull(id: id, output: output) { total in
+            quiet ? nil : TransferProgress(label: output ?? id, total: total)
+        }
+        print("\(result.path): \(result.size) bytes, sha256 \(result.sha256) verified\(result.resumed ? " (resumed)" : "")")
+    }
+}
