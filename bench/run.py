@@ -303,9 +303,10 @@ def measure_chunked(server, big, runs):
 
 def measure_tus(server, big, runs):
     """500 MB over tus in 8 MiB PATCHes, one after another on a keep-alive
-    connection (as tuspy or tus-js-client send them), against the single
-    multipart upload, in rotated order; new content, a sync and a pause
-    before each, the stored bytes read back."""
+    connection (as tuspy or tus-js-client send them), and by `minihost push`
+    (4 parallel partial uploads, joined), against the single multipart
+    upload, in rotated order; new content, a sync and a pause before each,
+    the stored bytes read back."""
     def run(send):
         def step():
             expected = refresh(big)
@@ -317,14 +318,26 @@ def measure_tus(server, big, runs):
             return seconds
         return step
 
+    state = Path(tempfile.mkdtemp(prefix="push-state-", dir=OUT))
+
+    def push(*options):
+        env = {**os.environ, "MINIHOST_CREDENTIAL": server.credential, "MINIHOST_SERVER": server.base,
+               "XDG_STATE_HOME": str(state)}
+        out = subprocess.run([str(BIN), "push", "--quiet", "--json", *options, str(big)], env=env, capture_output=True,
+                             text=True, check=True).stdout
+        return json.loads(out)["id"]
+
     steps = [("single", run(lambda: server.upload(big)["uploadId"])),
-             ("tus", run(lambda: tus_upload(server.base, server.credential, big)))]
+             ("tus", run(lambda: tus_upload(server.base, server.credential, big))),
+             ("push", run(push)), ("push_parallel", run(lambda: push("--parallel-mb", "64")))]
     measured = []
     for index in range(runs):
         measured.append({name: step() for name, step in rotated(steps, index)})
     return {
         "tus_runs_s": measured,
         "tus_over_single": summary([m["tus"] / m["single"] for m in measured]),
+        "push_over_single": summary([m["push"] / m["single"] for m in measured]),
+        "push_parallel_over_single": summary([m["push_parallel"] / m["single"] for m in measured]),
     }
 
 
@@ -364,6 +377,8 @@ TARGETS = [
     ("chunks 8 MiB x4, requests ÷ single upload", "chunked_requests_over_single", "<=", 1.5),
     ("chunks 8 MiB x4, example script ÷ single", "chunked_script_over_single", None, None),
     ("tus, 8 MiB PATCHes in order ÷ single upload", "tus_over_single", "<=", 1.2),
+    ("minihost push ÷ single upload", "push_over_single", "<=", 1.2),
+    ("minihost push, 4 parallel parts joined ÷ single upload", "push_parallel_over_single", None, None),
     ("cliCheckCredentials req/s, 16 conn, same password", "check_credentials_rps", None, None),
     ("cliCheckCredentials req/s, 16 conn, wrong password", "check_wrong_password_rps", None, None),
     ("peak worker RSS, wrong-password checks (MB)", "check_wrong_password_peak_rss_mb", None, None),

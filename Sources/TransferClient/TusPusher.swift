@@ -17,7 +17,7 @@ public struct PushOptions: Sendable {
     public var retries: Int
 
     public init(server: String, credential: String, stateDirectory: String, parallel: Int = 4,
-                parallelThreshold: Int64 = 64 << 20, patchSize: Int64 = 64 << 20, retries: Int = 10) {
+                parallelThreshold: Int64 = 1024 << 20, patchSize: Int64 = 64 << 20, retries: Int = 10) {
         self.server = server
         self.credential = credential
         self.stateDirectory = stateDirectory

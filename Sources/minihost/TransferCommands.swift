@@ -58,7 +58,10 @@ struct Push: ParsableCommand {
     @Argument(help: "Files to upload.") var files: [String]
     @Flag(help: "One JSON object per file on standard output.") var json = false
     @Option(help: "Partial uploads in parallel for large files.") var parallel = 4
-    @Option(help: "Files at least this large (MB) go in parallel parts.") var parallelMb = 64
+    /// The server joins parts by copying them, which on one local disk costs
+    /// more than parallel lanes gain (500 MB: 2.1 x a single upload, against
+    /// 1.25 x in one part); parts pay off on links slower than the disk.
+    @Option(help: "Files at least this large (MB) go in parallel parts.") var parallelMb = 1024
     @Option(help: "Megabytes per PATCH (each is acknowledged once on the server's disk).") var patchMb = 64
     @Flag(help: "No progress on standard error.") var quiet = false
 
