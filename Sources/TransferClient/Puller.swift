@@ -44,30 +44,26 @@ public final class Puller {
             have = 0
         }
         let reporter = progress(size)
-        var failures = 0
-        while have < size {
-            let start = have
-            let request = TransferRequest(
-                method: "GET", url: url, headers: [authorization, ("Range", "bytes=\(start)-")],
-                receive: { bytes in
-                    var done = 0
-                    while done < bytes.count {
-                        let written = write(descriptor, bytes.baseAddress! + done, bytes.count - done)
-                        guard written > 0 else { throw PushError("writing \(partial) failed") }
-                        done += written
-                    }
-                    have += Int64(bytes.count)
-                },
-                progress: { _, received in reporter?.update(part: 0, bytes: start + received) })
-            do {
+        try Backoff(retries: retries).run(retryable: Backoff.transient) {
+            // Each try continues from what is on disk, so a cut costs only the bytes in flight.
+            while have < size {
+                let start = have
+                let request = TransferRequest(
+                    method: "GET", url: url, headers: [authorization, ("Range", "bytes=\(start)-")],
+                    receive: { bytes in
+                        var done = 0
+                        while done < bytes.count {
+                            let written = write(descriptor, bytes.baseAddress! + done, bytes.count - done)
+                            guard written > 0 else { throw PushError("writing \(partial) failed") }
+                            done += written
+                        }
+                        have += Int64(bytes.count)
+                    },
+                    progress: { _, received in reporter?.update(part: 0, bytes: start + received) })
                 let answer = try client.perform(request)
                 guard answer.status == 206 || (answer.status == 200 && start == 0) else {
                     throw PushError("the server answered \(answer.status) to a range request")
                 }
-            } catch let error as TransferError where error.code == .network {
-                failures += 1
-                guard failures <= retries else { throw PushError("gave up after \(retries) retries: \(error)") }
-                Thread.sleep(forTimeInterval: min(10, 0.25 * pow(2, Double(failures - 1))))
             }
         }
         reporter?.finish()
@@ -99,15 +95,6 @@ public final class Puller {
     }
 
     private func attempt(_ body: () throws -> TransferResponse) throws -> TransferResponse {
-        var failures = 0
-        while true {
-            do {
-                return try body()
-            } catch let error as TransferError where error.code == .network {
-                failures += 1
-                guard failures <= retries else { throw PushError("gave up after \(retries) retries: \(error)") }
-                Thread.sleep(forTimeInterval: min(10, 0.25 * pow(2, Double(failures - 1))))
-            }
-        }
+        try Backoff(retries: retries).run(retryable: Backoff.transient, body)
     }
 }

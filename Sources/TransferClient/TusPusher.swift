@@ -141,16 +141,8 @@ public final class TusPusher: @unchecked Sendable {
     func upload(part index: Int, of shared: SharedState, descriptor: Int32, metadata: String?,
                 reporter: TransferProgress?) throws {
         let client = try HTTPClient()
-        var attempt = 0
-        while true {
-            do {
-                try send(part: index, of: shared, descriptor: descriptor, metadata: metadata, client: client, reporter: reporter)
-                return
-            } catch let error as RetryableFailure {
-                attempt += 1
-                guard attempt <= options.retries else { throw PushError("gave up after \(options.retries) retries: \(error.reason)") }
-                Thread.sleep(forTimeInterval: min(10, 0.25 * pow(2, Double(attempt - 1))))
-            }
+        try Backoff(retries: options.retries).run(retryable: Backoff.transient) {
+            try send(part: index, of: shared, descriptor: descriptor, metadata: metadata, client: client, reporter: reporter)
         }
     }
 
@@ -210,18 +202,9 @@ public final class TusPusher: @unchecked Sendable {
         }
     }
 
-    /// For the last steps (join, check): a few tries with backoff.
+    /// For the last steps (join, check): retried with backoff.
     private func retrying(_ client: HTTPClient, _ body: () throws -> TransferResponse) throws -> TransferResponse {
-        var attempt = 0
-        while true {
-            do {
-                return try retryable(body)
-            } catch let error as RetryableFailure {
-                attempt += 1
-                guard attempt <= options.retries else { throw PushError("gave up: \(error.reason)") }
-                Thread.sleep(forTimeInterval: min(10, 0.25 * pow(2, Double(attempt - 1))))
-            }
-        }
+        try Backoff(retries: options.retries).run(retryable: Backoff.transient) { try retryable(body) }
     }
 }
 
