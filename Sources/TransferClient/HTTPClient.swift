@@ -133,6 +133,8 @@ public final class HTTPClient {
 
     private func setUpload(length: Int64, method: String, pointer: UnsafeMutableRawPointer) throws {
         try check(minihost_curl_set_long(handle, CURLOPT_UPLOAD, 1))
+        // libcurl's default 64 KB means a read and a send per 64 KB; 1 MiB cuts the calls 16-fold.
+        try check(minihost_curl_set_long(handle, CURLOPT_UPLOAD_BUFFERSIZE, 1 << 20))
         try check(minihost_curl_set_offset(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(length)))
         try check(minihost_curl_set_string(handle, CURLOPT_CUSTOMREQUEST, method))
         try check(minihost_curl_set_data_callback(handle, CURLOPT_READFUNCTION, readCallback))
