@@ -48,7 +48,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
-if ! python3 -c "import pytest, requests, websocket" >/dev/null 2>&1; then
+if ! python3 -c "import pytest, requests, websocket, tusclient, cryptography, fileuploader" >/dev/null 2>&1; then
     python3 -m pip install --quiet -r "$(dirname "$0")/../tests/requirements.txt"
 fi
 
