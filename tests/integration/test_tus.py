@@ -246,6 +246,12 @@ def test_deferred_length_creation_with_upload_and_an_empty_upload(server):
     assert r.status_code == 204 and r.headers["Upload-Offset"] == "6"
     upload_id = url.rsplit("/", 1)[1]
     assert requests.get(server.url(f"/api/minihost/download?id={upload_id}"), headers=server.auth(credential)).content == b"abcdef"
+    # The length may also come with an empty PATCH after the last bytes, which finishes the upload.
+    late = create(server, credential, **{"Upload-Defer-Length": "1"})
+    assert patch(late, server, credential, b"xyz", 0).headers["Upload-Offset"] == "3"
+    assert patch(late, server, credential, b"", 3, **{"Upload-Length": "3"}).status_code == 204
+    late_id = late.rsplit("/", 1)[1]
+    assert requests.get(server.url(f"/api/minihost/download?id={late_id}"), headers=server.auth(credential)).content == b"xyz"
 
     # creation-with-upload: the body of the POST is the first PATCH.
     r = requests.post(server.url("/api/tus"), data=b"0123456789", headers={

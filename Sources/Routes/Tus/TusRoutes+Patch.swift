@@ -113,12 +113,12 @@ extension TusRoutes {
             writer.abandon()
             throw HTTPErrorResponse(Self.checksumMismatch, "Checksum Mismatch")
         }
-        guard writer.size > 0 else {
-            writer.abandon()
-            return (offset, false)
-        }
         let written = offset + writer.size
-        try store.acceptChunk(writer)
+        if writer.size > 0 {
+            try store.acceptChunk(writer)
+        } else {
+            writer.abandon()  // an empty PATCH, which may only declare the length
+        }
         guard !terms.lengthDeferred, written == session.declaredSize else { return (written, false) }
         guard try store.tusUploads.finish(session, terms: terms) != nil else {
             throw HTTPErrorResponse(.conflict, "The upload is being finished")
