@@ -102,7 +102,7 @@ public final class TusPusher: @unchecked Sendable {
                 try client.perform(TransferRequest(method: "POST", url: tusURL, headers: tusHeaders + [
                     ("Upload-Concat", "final;" + references.joined(separator: " ")), ("Upload-Metadata", metadata)]))
             }
-            guard answer.status == 201, let location = answer[header: "Location"] else {
+            guard answer.status == 201, let location = answer[header: "Location"].flatMap(onServer) else {
                 throw PushError("joining the parts was refused: \(answer.status) \(answer.text)")
             }
             url = location
@@ -124,6 +124,15 @@ public final class TusPusher: @unchecked Sendable {
             throw PushError("the server's SHA-256 differs from the local file's: \(digest)")
         }
         return PushResult(id: id, name: name, size: size, sha256: Hex.encode(local), downloadURL: download, resumed: resumed)
+    }
+
+    /// An upload URL the server named, on the server the user named: the
+    /// credential goes nowhere else, whatever origin the server thinks it
+    /// has (behind a proxy it may differ). nil unless it is a tus upload path.
+    func onServer(_ location: String) -> String? {
+        guard let path = URLComponents(string: location)?.path, path.hasPrefix("/api/tus/"),
+              path.dropFirst("/api/tus/".count).allSatisfy({ $0.isHexDigit }) else { return nil }
+        return options.server + path
     }
 
     /// One part, or the whole file in as many parts as lanes when it is large.
@@ -154,7 +163,7 @@ public final class TusPusher: @unchecked Sendable {
             if let metadata { headers.append(("Upload-Metadata", metadata)) }
             if shared.snapshot.parts.count > 1 { headers.append(("Upload-Concat", "partial")) }
             let created = try retryable { try client.perform(TransferRequest(method: "POST", url: tusURL, headers: headers)) }
-            guard created.status == 201, let location = created[header: "Location"] else {
+            guard created.status == 201, let location = created[header: "Location"].flatMap(onServer) else {
                 throw PushError("creating the upload was refused: \(created.status) \(created.text)")
             }
             part.url = location

@@ -123,3 +123,17 @@ def test_pull_resumes_after_a_cut_and_after_an_interruption(server, tmp_path):
     bad = cli(server, credential, tmp_path, "pull", upload_id, "-o", str(tmp_path / "again2.bin"), check=False)
     assert bad.returncode != 0 and "SHA-256" in bad.stderr
     assert not wrong.exists() and not (tmp_path / "again2.bin").exists()
+
+
+def test_push_sends_the_credential_only_to_the_server_it_was_given(make_server, tmp_path):
+    """A server whose public origin differs (behind a proxy) names upload URLs
+    there; push keeps talking to the server it was given."""
+    server = make_server({"MINIHOST_PUBLIC_ORIGIN": "https://elsewhere.invalid"})
+    credential = server.client()
+    path = tmp_path / "a.bin"
+    path.write_bytes(os.urandom(70_000))
+    created = requests.post(server.url("/api/tus"), headers={"Tus-Resumable": "1.0.0", **server.auth(credential),
+                                                            "Upload-Length": "1"})
+    assert created.headers["Location"].startswith("https://elsewhere.invalid/api/tus/")
+    answer = json.loads(cli(server, credential, tmp_path, "push", "--json", str(path)).stdout)
+    assert answer["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()

@@ -222,6 +222,7 @@ def test_each_status_of_the_protocol(server):
     assert got.content == b"helloworld" and 'filename="a.txt"' in got.headers["Content-Disposition"]
     # Finished: a PATCH at the end changes nothing; elsewhere it conflicts.
     assert patch(url, server, credential, b"", 10).status_code == 204
+    assert patch(url, server, credential, b"more", 10).status_code == 413
     assert patch(url, server, credential, b"x", 5).status_code == 409
 
     # Termination: 204, then 404, for the upload and its bytes.

@@ -27,6 +27,10 @@ extension TusRoutes {
             case .finished(let upload, let attributes)?:
                 if attributes.concatenated != nil { throw HTTPErrorResponse(.forbidden, "A final upload takes no PATCH") }
                 guard claimed == upload.size else { throw offsetConflict(upload.size) }
+                // At the end of a finished upload only an empty PATCH fits.
+                if (request.contentLength ?? 0) > 0 {
+                    throw HTTPErrorResponse(.payloadTooLarge, "The upload is complete: no bytes fit after its end")
+                }
                 return (upload.size, true, nil)
             case .open(var session, var terms, let offset)?:
                 guard claimed == offset else { throw offsetConflict(offset) }
