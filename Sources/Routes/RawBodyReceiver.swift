@@ -26,7 +26,14 @@ public struct RawBodyReceiver {
 
     /// The body in the sink `makeSink` returns, not yet finished. A declared
     /// `Content-Length` past the limit is refused before the sink is made.
+    ///
+    /// `inspect` sees every block before it is written (a checksum). When the
+    /// client goes away mid-body, `keepOnDisconnect` (if given) gets the sink
+    /// with what arrived instead of it being abandoned (tus keeps those
+    /// bytes); the error is thrown either way.
     public func receive<Sink: FileSink>(_ request: Request, tooLarge: @autoclosure () -> HTTPError,
+                                        inspect: ((UnsafeRawBufferPointer) throws -> Void)? = nil,
+                                        keepOnDisconnect: ((Sink) throws -> Void)? = nil,
                                         makeSink: () throws -> Sink) throws -> Sink {
         if let declared = request.contentLength, Int64(declared) > maxBytes { throw tooLarge() }
         let sink = try makeSink()
@@ -37,12 +44,17 @@ public struct RawBodyReceiver {
                 let count = try request.body.read(into: buffer)
                 if count == 0 { break }
                 guard sink.size + Int64(count) <= maxBytes else { throw tooLarge() }
-                try sink.write(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+                let block = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+                try inspect?(block)
+                try sink.write(block)
             }
             if let declared = request.contentLength, Int64(declared) != sink.size {
                 throw RequestBodyError(.truncated, "received \(sink.size) of \(declared) bytes")
             }
             return sink
+        } catch let error as RequestBodyError where keepOnDisconnect != nil && sink.size > 0 {
+            try keepOnDisconnect!(sink)
+            throw error
         } catch {
             sink.abandon()
             throw error

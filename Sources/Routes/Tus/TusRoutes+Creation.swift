@@ -39,14 +39,14 @@ extension TusRoutes {
         }
         let terms = TusUploadTerms(metadata: metadata?.storedText, lengthDeferred: length == nil, partial: concat == "partial")
         if length == 0 {
-            let upload = try store.tusUploads.createEmpty(owner: owner(route), terms: terms, fileName: fileName,
+            let upload = try store.tusUploads.createEmpty(owner: owner(of: route), terms: terms, fileName: fileName,
                                                           contentType: contentType)
             var response = Response(status: .created)
             response.headers.set("Location", location(request, upload.id))
             response.headers.set("Upload-Offset", "0")
             return response
         }
-        let session = try store.tusUploads.create(owner: owner(route), length: length, maxSize: maxSize, terms: terms,
+        let session = try store.tusUploads.create(owner: owner(of: route), length: length, maxSize: maxSize, terms: terms,
                                                   fileName: fileName, contentType: contentType,
                                                   lifetime: context.configuration.sessionLifetime)
         var response = Response(status: .created)
@@ -54,7 +54,7 @@ extension TusRoutes {
         if hasBody {
             // creation-with-upload: the body is the first PATCH.
             let written = try store.withSessionLock(session.id) {
-                try append(request, session: session, terms: terms, offset: 0, index: 0)
+                try append(request, session: session, terms: terms, offset: 0, index: 0, checksum: try checksum(request))
             }
             response.headers.set("Upload-Offset", String(written.offset))
             if !written.finished { response.headers.set("Upload-Expires", HTTPDate.format(session.expiresAt)) }
@@ -84,7 +84,7 @@ extension TusRoutes {
         }
         let terms = TusUploadTerms(metadata: metadata?.storedText, lengthDeferred: false, partial: false)
         do {
-            let upload = try store.tusUploads.concatenate(owner: owner(route), ids: ids, maxSize: maxSize, terms: terms,
+            let upload = try store.tusUploads.concatenate(owner: owner(of: route), ids: ids, maxSize: maxSize, terms: terms,
                                                           fileName: fileName, contentType: contentType)
             var response = Response(status: .created)
             response.headers.set("Location", location(route.request, upload.id))

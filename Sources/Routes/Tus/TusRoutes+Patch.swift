@@ -17,8 +17,8 @@ extension TusRoutes {
             throw HTTPErrorResponse(.badRequest, "Upload-Offset required")
         }
         let length = try Self.offsetHeader(request, "Upload-Length")
-        _ = try checksum(request)  // a malformed one is refused before the lock
-        let id = route[parameter: "id"], owner = owner(route)
+        let checksum = try checksum(request)  // a malformed one is refused before the lock
+        let id = route[parameter: "id"], owner = owner(of: route)
         guard try store.tusUploads.upload(id: id, owner: owner) != nil else { throw HTTPErrorResponse(.notFound, "Upload not found") }
         let written = try store.withSessionLock(id) { () -> (offset: Int64, finished: Bool, expires: Date?) in
             switch try store.tusUploads.upload(id: id, owner: owner) {
@@ -32,7 +32,7 @@ extension TusRoutes {
                     throw HTTPErrorResponse(.payloadTooLarge, "The upload is complete: no bytes fit after its end")
                 }
                 return (upload.size, true, nil)
-            case .open(var session, var terms, let offset)?:
+            case .open(var session, var terms, let offset, let index)?:
                 guard claimed == offset else { throw offsetConflict(offset) }
                 if let length {
                     if terms.lengthDeferred {
@@ -50,8 +50,8 @@ extension TusRoutes {
                         throw HTTPErrorResponse(.badRequest, "Upload-Length differs from the upload's length")
                     }
                 }
-                let index = try store.appendPosition(ofSession: id).index
-                let result = try append(request, session: session, terms: terms, offset: offset, index: index)
+                let result = try append(request, session: session, terms: terms, offset: offset, index: index,
+                                        checksum: checksum)
                 return (result.offset, result.finished, session.expiresAt)
             }
         }
@@ -66,8 +66,10 @@ extension TusRoutes {
                           headers: HTTPHeaders([("Upload-Offset", String(offset))]))
     }
 
+    typealias Checksum = (algorithm: MessageDigest.Algorithm, digest: [UInt8])
+
     /// `Upload-Checksum: <algorithm> <base64 digest>`, or nil; 400 when malformed or unsupported.
-    func checksum(_ request: Request) throws -> (algorithm: MessageDigest.Algorithm, digest: [UInt8])? {
+    func checksum(_ request: Request) throws -> Checksum? {
         guard let text = request.headers["Upload-Checksum"] else { return nil }
         let parts = text.split(separator: " ", omittingEmptySubsequences: true)
         guard parts.count == 2, let algorithm = MessageDigest.Algorithm(rawValue: String(parts[0]).lowercased()) else {
@@ -86,32 +88,15 @@ extension TusRoutes {
     /// `HEAD` then reports), unless a checksum was sent, which they can't
     /// match. More bytes than the length leaves is 413 and keeps nothing; so
     /// does a checksum mismatch (460).
-    func append(_ request: Request, session: UploadSession, terms: TusUploadTerms, offset: Int64,
-                index: Int64) throws -> (offset: Int64, finished: Bool) {
+    func append(_ request: Request, session: UploadSession, terms: TusUploadTerms, offset: Int64, index: Int64,
+                checksum expected: Checksum?) throws -> (offset: Int64, finished: Bool) {
         let remaining = session.declaredSize - offset
-        let expected = try checksum(request)
         let digest = try expected.map { try MessageDigest($0.algorithm) }
-        let writer = try store.makeAppendWriter(sessionId: session.id, index: index, offset: offset, capacity: remaining)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
-        defer { buffer.deallocate() }
-        do {
-            while true {
-                let count = try request.body.read(into: buffer)
-                if count == 0 { break }
-                guard writer.size + Int64(count) <= remaining else {
-                    throw HTTPErrorResponse(.payloadTooLarge, "The body exceeds the upload's remaining \(remaining) bytes")
-                }
-                let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
-                try digest?.update(bytes)
-                try writer.write(bytes)
-            }
-        } catch let error as RequestBodyError where expected == nil && writer.size > 0 {
-            // The client went away: what arrived is kept, so it resumes from there.
-            try store.acceptChunk(writer)
-            throw error
-        } catch {
-            writer.abandon()
-            throw error
+        let writer = try RawBodyReceiver(maxBytes: remaining).receive(
+            request, tooLarge: HTTPErrorResponse(.payloadTooLarge, "The body exceeds the upload's remaining \(remaining) bytes"),
+            inspect: digest.map { digest in { try digest.update($0) } },
+            keepOnDisconnect: expected == nil ? { try store.acceptChunk($0) } : nil) {
+            try store.makeAppendWriter(sessionId: session.id, index: index, offset: offset, capacity: remaining)
         }
         if let expected, let digest, try digest.finalize() != expected.digest {
             writer.abandon()

@@ -75,7 +75,8 @@ struct TusRoutes: DialectRoutes {
         return value
     }
 
-    var owner: (RouteRequest) -> Owner { { .apiClient($0.identity(APIClient.self).clientKey) } }
+    /// The API client the route authenticated: it owns the uploads it creates.
+    func owner(of route: RouteRequest) -> Owner { .apiClient(route.identity(APIClient.self).clientKey) }
 
     func location(_ request: Request, _ id: String) -> String { "\(context.origin(for: request))/api/tus/\(id)" }
 
@@ -84,10 +85,10 @@ struct TusRoutes: DialectRoutes {
         try Self.requireResumable(route.request)
         var response = Response(status: .ok)
         response.headers.set("Cache-Control", "no-store")
-        switch try store.tusUploads.upload(id: route[parameter: "id"], owner: owner(route)) {
+        switch try store.tusUploads.upload(id: route[parameter: "id"], owner: owner(of: route)) {
         case nil:
             throw HTTPErrorResponse(.notFound, "Upload not found")
-        case .open(let session, let terms, let offset)?:
+        case .open(let session, let terms, let offset, _)?:
             response.headers.set("Upload-Offset", String(offset))
             if terms.lengthDeferred {
                 response.headers.set("Upload-Defer-Length", "1")
@@ -101,12 +102,12 @@ struct TusRoutes: DialectRoutes {
             response.headers.set("Upload-Offset", String(upload.size))
             response.headers.set("Upload-Length", String(upload.size))
             if let metadata = attributes.metadata { response.headers.set("Upload-Metadata", metadata) }
-            if let concat = concatHeader(attributes, route.request) { response.headers.set("Upload-Concat", concat) }
+            if let concat = concatHeader(attributes) { response.headers.set("Upload-Concat", concat) }
         }
         return response
     }
 
-    func concatHeader(_ attributes: TusUploadAttributes, _ request: Request) -> String? {
+    func concatHeader(_ attributes: TusUploadAttributes) -> String? {
         if attributes.partial { return "partial" }
         guard let ids = attributes.concatenated else { return nil }
         return "final;" + ids.split(separator: " ").map { "/api/tus/\($0)" }.joined(separator: " ")
@@ -115,7 +116,7 @@ struct TusRoutes: DialectRoutes {
     /// `DELETE /api/tus/:id` (termination): the upload and its bytes, finished or not.
     func terminate(_ route: RouteRequest) throws -> Response {
         try Self.requireResumable(route.request)
-        let id = route[parameter: "id"], owner = owner(route)
+        let id = route[parameter: "id"], owner = owner(of: route)
         guard try store.tusUploads.upload(id: id, owner: owner) != nil else { throw HTTPErrorResponse(.notFound, "Upload not found") }
         // After any PATCH in progress: its bytes go too.
         let removed = try store.withSessionLock(id) { try store.tusUploads.terminate(id: id, owner: owner) }

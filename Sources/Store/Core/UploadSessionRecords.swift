@@ -74,3 +74,15 @@ public enum SessionFinish: Sendable, Equatable {
     /// Another call is assembling it; ask again shortly.
     case inProgress
 }
+
+extension UploadSession {
+    /// A dialect's terms as a session keeps them in `options` (JSON text).
+    public static func encodeOptions<Terms: Encodable>(_ terms: Terms) throws -> String {
+        String(decoding: try JSONEncoder().encode(terms), as: UTF8.self)
+    }
+
+    /// `options` read back as a dialect's terms; nil if absent or another shape.
+    public func decodedOptions<Terms: Decodable>(as type: Terms.Type) -> Terms? {
+        options.flatMap { try? JSONDecoder().decode(type, from: Data($0.utf8)) }
+    }
+}

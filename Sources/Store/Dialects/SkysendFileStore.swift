@@ -67,16 +67,16 @@ public struct SkysendFileStore: Sendable {
 
     public func openSession(_ terms: SkysendUploadTerms, declaredSize: Int64, maxSize: Int64,
                             lifetime: TimeInterval) throws -> UploadSession {
-        let options = String(decoding: try JSONEncoder().encode(terms), as: UTF8.self)
         return try store.openSession(SessionRequest(owner: Self.owner, fileName: Self.fileName, contentType: Self.contentType,
                                                     declaredSize: declaredSize,
-                                                    options: options), maxSize: maxSize, lifetime: lifetime)
+                                                    options: try UploadSession.encodeOptions(terms)),
+                                     maxSize: maxSize, lifetime: lifetime)
     }
 
     /// The terms an open session was started with, or nil for another dialect's session.
     public func terms(of session: UploadSession) -> SkysendUploadTerms? {
-        guard session.owner == Self.owner, let options = session.options else { return nil }
-        return try? JSONDecoder().decode(SkysendUploadTerms.self, from: Data(options.utf8))
+        guard session.owner == Self.owner else { return nil }
+        return session.decodedOptions(as: SkysendUploadTerms.self)
     }
 
     /// Bytes acknowledged so far.

@@ -36,8 +36,9 @@ public struct TusUploadAttributes: Codable, FetchableRecord, PersistableRecord, 
 
 /// A tus upload as a request finds it.
 public enum TusUpload: Sendable {
-    /// Taking bytes: `offset` of them have been acknowledged.
-    case open(UploadSession, TusUploadTerms, offset: Int64)
+    /// Taking bytes: `offset` of them have been acknowledged, and the next
+    /// write is chunk `nextIndex`.
+    case open(UploadSession, TusUploadTerms, offset: Int64, nextIndex: Int64)
     /// A stored upload (the tus id is its id).
     case finished(Upload, TusUploadAttributes)
 }
@@ -52,9 +53,9 @@ public struct TusUploadStore: Sendable {
     /// Opens an upload of `length` bytes (nil: deferred, reserved at `maxSize`).
     public func create(owner: Owner, length: Int64?, maxSize: Int64, terms: TusUploadTerms, fileName: String,
                        contentType: String, lifetime: TimeInterval) throws -> UploadSession {
-        let options = String(decoding: try JSONEncoder().encode(terms), as: UTF8.self)
         return try store.openSession(SessionRequest(owner: owner, fileName: fileName, contentType: contentType,
-                                                    declaredSize: length ?? maxSize, options: options),
+                                                    declaredSize: length ?? maxSize,
+                                                    options: try UploadSession.encodeOptions(terms)),
                                      maxSize: maxSize, lifetime: lifetime)
     }
 
@@ -67,9 +68,9 @@ public struct TusUploadStore: Sendable {
     /// The upload `id` of `owner`; nil when unknown, another owner's, or expired unfinished.
     public func upload(id: String, owner: Owner, now: Date = Date()) throws -> TusUpload? {
         if let session = try store.session(id: id, now: now), session.owner == owner, session.state != .completed {
-            guard let options = session.options,
-                  let terms = try? JSONDecoder().decode(TusUploadTerms.self, from: Data(options.utf8)) else { return nil }
-            return .open(session, terms, offset: try store.appendPosition(ofSession: id).offset)
+            guard let terms = session.decodedOptions(as: TusUploadTerms.self) else { return nil }
+            let position = try store.appendPosition(ofSession: id)
+            return .open(session, terms, offset: position.offset, nextIndex: position.index)
         }
         return try store.db.read { db in
             guard let upload = try Upload.fetchOne(db, key: id), upload.owner == owner, upload.state == .ready,
@@ -85,13 +86,12 @@ public struct TusUploadStore: Sendable {
         guard length >= offset, length <= maxSize else { throw StorageError(.invalid, "length below the offset") }
         try store.db.write { db in
             guard let session = try UploadSession.fetchOne(db, key: sessionId), session.state == .open,
-                  let options = session.options,
-                  var terms = try? JSONDecoder().decode(TusUploadTerms.self, from: Data(options.utf8)) else {
+                  var terms = session.decodedOptions(as: TusUploadTerms.self) else {
                 throw StorageError(.notFound, "upload session not found")
             }
             terms.lengthDeferred = false
             try db.execute(sql: "UPDATE minihost_upload_sessions SET declared_size = ?, options = ? WHERE id = ?",
-                           arguments: [length, String(decoding: try JSONEncoder().encode(terms), as: UTF8.self), sessionId])
+                           arguments: [length, try UploadSession.encodeOptions(terms), sessionId])
         }
     }
 
@@ -158,7 +158,7 @@ public struct TusUploadStore: Sendable {
         switch try upload(id: id, owner: owner) {
         case nil:
             return false
-        case .open(let session, _, _)?:
+        case .open(let session, _, _, _)?:
             return try store.cancelSession(id: session.id, owner: owner)
         case .finished(let upload, _)?:
             try store.purge(uploadId: upload.id, owner: owner)
