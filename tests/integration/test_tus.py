@@ -182,6 +182,10 @@ def test_each_status_of_the_protocol(server):
     assert requests.post(server.url("/api/tus"), headers=headers(server, credential)).status_code == 400
     r = requests.post(server.url("/api/tus"), headers={**headers(server, credential), "Upload-Length": str(max_size + 1)})
     assert r.status_code == 413
+    # Negative, huge or non-numeric lengths and offsets are 400, never wrapped or truncated.
+    for value in ["-1", "99999999999999999999", "1e3", "+5", "0x10"]:
+        r = requests.post(server.url("/api/tus"), headers={**headers(server, credential), "Upload-Length": value})
+        assert r.status_code == 400, value
     for bad in ["key %%%", "a b c", "a x,a y"]:
         r = requests.post(server.url("/api/tus"), headers={**headers(server, credential), "Upload-Length": "5",
                                                            "Upload-Metadata": bad})
@@ -201,6 +205,8 @@ def test_each_status_of_the_protocol(server):
     assert r.status_code == 409 and r.headers["Tus-Resumable"] == "1.0.0"
     assert requests.patch(url, data=b"x", headers={**headers(server, credential),
                                                     "Content-Type": "application/offset+octet-stream"}).status_code == 400
+    for value in ["-5", "18446744073709551616", "abc"]:
+        assert patch(url, server, credential, b"x", value).status_code == 400, value
     # Checksums: 460 on mismatch with nothing appended, 400 for an unknown algorithm.
     wrong = base64.b64encode(hashlib.sha1(b"other").digest()).decode()
     assert patch(url, server, credential, b"hello", 0, **{"Upload-Checksum": f"sha1 {wrong}"}).status_code == 460
