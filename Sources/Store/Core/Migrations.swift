@@ -369,6 +369,46 @@ enum Migrations {
                 );
                 """)
         }
+        // The s4 dialect: buckets and their objects (each a core upload owned
+        // by its bucket, keyed for listing in key order), one-time tickets for
+        // event streams, counters for limits every worker process shares, and
+        // operator settings.
+        migrator.registerMigration("v14-s4") { db in
+            try db.execute(sql: """
+                CREATE TABLE minihost_s4_buckets (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    created_at DATETIME NOT NULL
+                ) WITHOUT ROWID;
+                CREATE TABLE minihost_s4_objects (
+                    bucket TEXT NOT NULL REFERENCES minihost_s4_buckets(name),
+                    key TEXT NOT NULL,
+                    upload_id TEXT NOT NULL UNIQUE REFERENCES minihost_uploads(id) ON DELETE CASCADE,
+                    size INTEGER NOT NULL,
+                    etag TEXT NOT NULL,
+                    last_modified DATETIME NOT NULL,
+                    metadata TEXT,
+                    PRIMARY KEY (bucket, key)
+                ) WITHOUT ROWID;
+                CREATE TABLE minihost_s4_tickets (
+                    ticket_hash TEXT PRIMARY KEY NOT NULL,
+                    username TEXT NOT NULL,
+                    resource TEXT NOT NULL,
+                    resource_type TEXT NOT NULL,
+                    expires_at DATETIME NOT NULL
+                ) WITHOUT ROWID;
+                CREATE TABLE minihost_rate_windows (
+                    key TEXT PRIMARY KEY NOT NULL,
+                    window_start DOUBLE NOT NULL,
+                    count INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                CREATE TABLE minihost_settings (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    value TEXT NOT NULL,
+                    updated_at DATETIME NOT NULL
+                ) WITHOUT ROWID;
+                CREATE INDEX minihost_uploads_owner_id ON minihost_uploads(owner_kind, owner_id, id) WHERE state = 'ready';
+                """)
+        }
         return migrator
     }
 }

@@ -36,6 +36,8 @@ public struct DataDirectory: Sendable {
     public var sessionsPath: String { root + "/sessions" }
     /// Links to public files and nginx's index of them (see ``PublicTree``).
     public var publicPath: String { root + "/public" }
+    /// Progress of uploads in flight, for event streams (see ``UploadProgressBoard``).
+    public var progressPath: String { root + "/progress" }
 
     /// Whether a store was ever opened here.
     public var exists: Bool { FileSystem.exists(databasePath) }
@@ -59,6 +61,7 @@ public struct DataDirectory: Sendable {
         try FileSystem.makeDirectory(blobsPath, mode: 0o755)
         try FileSystem.makeDirectory(temporaryPath, mode: 0o700)
         try FileSystem.makeDirectory(sessionsPath, mode: 0o700)
+        try FileSystem.makeDirectory(progressPath, mode: 0o700)
         try PublicTree(directory: self).create()
     }
 
