@@ -35,7 +35,7 @@ struct FastCGIResponseWriter {
             case .accelRedirect(let prefix):
                 // nginx replaces Content-Length with the file's; it serves HEAD and Range itself.
                 headers.remove("Content-Length")
-                headers.set("X-Accel-Redirect", prefix + file.relativePath)
+                headers.set("X-Accel-Redirect", (file.accelPrefix ?? prefix) + file.relativePath)
                 putHeaders(response.status, headers, out)
                 return sendsBody ? file.size : 0
             case .worker:
@@ -97,5 +97,9 @@ private struct StreamWriter: ResponseBodyWriter {
         let written = FCGX_PutStr(bytes.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(bytes.count), out)
         if written != Int32(bytes.count) { throw SystemError("FCGX_PutStr", code: FCGX_GetError(out)) }
         counter.written += Int64(written)
+    }
+
+    func flush() throws {
+        guard FCGX_FFlush(out) == 0 else { throw SystemError("FCGX_FFlush", code: FCGX_GetError(out)) }
     }
 }

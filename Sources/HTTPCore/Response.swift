@@ -41,6 +41,12 @@ public enum ResponseBody {
 /// Where stream bodies go.
 public protocol ResponseBodyWriter {
     func write(_ bytes: UnsafeRawBufferPointer) throws
+    /// Sends what was written so far to the client now (event streams).
+    func flush() throws
+}
+
+extension ResponseBodyWriter {
+    public func flush() throws {}
 }
 
 /// A file that nginx serves from its internal blob location.
@@ -50,10 +56,15 @@ public struct ServedFile: Sendable, Equatable {
     /// The same file on this machine, for serving without accel.
     public var absolutePath: String
     public var size: Int64
+    /// The internal nginx location it is under, when not the blob store's
+    /// (a local storage location's `/_local/<id>/`); `relativePath` is then
+    /// percent-encoded.
+    public var accelPrefix: String?
 
-    public init(relativePath: String, absolutePath: String, size: Int64) {
+    public init(relativePath: String, absolutePath: String, size: Int64, accelPrefix: String? = nil) {
         self.relativePath = relativePath
         self.absolutePath = absolutePath
         self.size = size
+        self.accelPrefix = accelPrefix
     }
 }

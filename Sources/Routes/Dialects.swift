@@ -17,6 +17,7 @@ extension RouteTable {
         table.register(UploaderRoutes.self, configuration)
         table.register(SkysendRoutes.self, configuration)
         table.register(TusRoutes.self, configuration)
+        table.register(S4Routes.self, configuration)
         table.register(MetricsRoutes.self, configuration)
         #if DEBUG
         table.register(TestCrashRoutes.self, configuration)

@@ -57,6 +57,8 @@ public struct ServerConfiguration: Sendable {
     public var uploader = UploaderConfiguration()
     /// The skysend dialect's settings (`MINIHOST_SKYSEND_*`).
     public var skysend = SkysendConfiguration()
+    /// The s4 dialect's settings (`MINIHOST_S4_*`, `MINIHOST_LOCAL_LOCATIONS`).
+    public var s4 = S4Configuration()
     public var version: String
 
     public init(maxUploadBytes: Int64 = Int64(defaultMaxMB) << 20, extraCORSOrigins: [String] = [],
@@ -138,6 +140,7 @@ public struct ServerConfiguration: Sendable {
         }
         configuration.uploader = UploaderConfiguration.read(&reader)
         configuration.skysend = SkysendConfiguration.read(&reader)
+        configuration.s4 = S4Configuration.read(&reader)
         return (configuration, reader.warnings)
     }
 

@@ -26,6 +26,8 @@ public final class ServerContext: Sendable {
     let decoyPasswordHash: String
     /// Failed password checks per resource and address (skysend).
     let passwordLockout: PasswordLockout
+    /// Event streams open in this process (s4's upload progress).
+    let eventStreams = EventStreamSlots(limit: 32)
     /// Request and store metrics (``MetricsRoutes``).
     public let metrics = ServerMetrics()
     /// The worker pool's thread counts (total, busy), set by whoever runs

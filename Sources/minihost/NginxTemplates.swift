@@ -78,6 +78,7 @@ struct NginxTemplates {
                 "content_ssl_certificate_key": contentSslCertificateKey,
                 "cors_origins": origins.map { $0.replacingOccurrences(of: "\"", with: "") },
             ]
+            values["local_locations"] = configuration.s4.localLocations.map { ["id": $0.id, "root": $0.path] }
             for (key, value) in plan.templateValues { values[key] = value }
             return values
         }

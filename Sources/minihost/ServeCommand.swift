@@ -58,6 +58,9 @@ struct Serve: ParsableCommand {
         if !development && runtime.configuration.publicOrigin == nil {
             logger.warning("MINIHOST_PUBLIC_ORIGIN is not set: links the server hands out take the Host header the client sent. Set it to the site's https origin")
         }
+        if !runtime.configuration.s4.authEnabled {
+            logger.warning("MINIHOST_S4_AUTH=off: the s4 routes answer anyone without a token (development on loopback only)")
+        }
         try runtime.start()
         let signal = TerminationSignals.wait()
         logger.info("stopping", metadata: ["signal": "\(signal)"])

@@ -90,6 +90,7 @@ struct Up: ParsableCommand {
                   \(CommandLine.executablePath) client create myapp --scopes upload,download,publish --data \(data.root)
                 """)
         }
+        if !limits.s4.authEnabled { print(Self.s4AuthOffBanner) }
         print("minihost is up: http://127.0.0.1:\(port)/api/health (rate limits \(rateLimit ? "on" : "off"), "
               + "\(processes) worker process\(processes == 1 ? "" : "es"); Ctrl-C stops)")
         fflush(nil)  // flush stdout before blocking in sigwait
@@ -189,4 +190,15 @@ struct PublicIndexWatch {
         logger.info("reloading nginx for a new public index")
         nginx.signal(SIGHUP)
     }
+}
+
+extension Up {
+    /// Shown on start when the s4 routes answer without a token.
+    static let s4AuthOffBanner = """
+        ********************************************************************************
+        WARNING: MINIHOST_S4_AUTH=off. The s4 routes (/api/buckets, /api/objects,
+        /api/local, /api/settings) answer ANYONE who can reach this server, without
+        a token. Only for development on loopback; unset it before exposing the server.
+        ********************************************************************************
+        """
 }

@@ -31,7 +31,8 @@ public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
                 precondition(index == parts.count - 1, "a catch-all must be the last segment: \(text)")
                 return .catchAll(String(part.dropFirst()))
             }
-            precondition(!part.isEmpty || parts.count == 1, "empty segment in route path \(text)")
+            // Only the last may be empty: a trailing slash (`/local/files/:id/`).
+            precondition(!part.isEmpty || index == parts.count - 1, "empty segment in route path \(text)")
             return .literal(String(part))
         }
     }
