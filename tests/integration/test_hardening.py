@@ -154,10 +154,12 @@ def route_table(server):
 
 
 def path_variants(path):
-    head, _, last = path.rpartition("/")
+    # A route may end in a slash (`/api/local/files/:location/`): vary the segment before it.
+    tail = "/" if len(path) > 1 and path.endswith("/") else ""
+    head, _, last = path[:len(path) - len(tail)].rpartition("/")
     encoded = last[:-1] + "%{:02X}".format(ord(last[-1]))
     return {"canonical": path, "trailing slash": path + "/", "double slash": "/" + path,
-            "inner double slash": head + "//" + last, "percent-encoded": f"{head}/{encoded}",
+            "inner double slash": head + "//" + last + tail, "percent-encoded": f"{head}/{encoded}{tail}",
             "encoded trailing slash": path + "%2F"}
 
 
