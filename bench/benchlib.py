@@ -105,7 +105,7 @@ def wrk(url, seconds, headers=(), connections=32, timeout="2s", method=None, bod
 class Minihost:
     """`minihost up` on a free port, rate limits off."""
 
-    def __init__(self, data: Path, workers: int, env=None):
+    def __init__(self, data: Path, workers: int, env=None, log_name="minihost-up.log"):
         self.port = free_port()
         self.data = data
         self.base = f"http://127.0.0.1:{self.port}"
@@ -114,7 +114,7 @@ class Minihost:
                     "MINIHOST_PUBLIC_INDEX_SECONDS": "1",
                     **(env or {})}
         OUT.mkdir(parents=True, exist_ok=True)
-        self.log = open(OUT / "minihost-up.log", "w")
+        self.log = open(OUT / log_name, "w")
         self.process = subprocess.Popen([str(BIN), "up", "--port", str(self.port), "--data", str(data),
                                          "--workers", str(workers)], stdout=self.log, stderr=subprocess.STDOUT,
                                         env=full_env, start_new_session=True)
@@ -159,6 +159,26 @@ class Minihost:
             command[1:1] = ["-H", f"{name}: {value}"]
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         return {**json.loads(out), "auth_token": auth}
+
+    def s4_login(self):
+        """An operator and its s4 token (`POST /api/auth/login`)."""
+        if not hasattr(self, "s4_token"):
+            self.cli("admin", "create", "bench", "--password-stdin", stdin="bench-password\n")
+            answer = requests.post(self.base + "/api/auth/login", json={"username": "bench", "password": "bench-password"})
+            answer.raise_for_status()
+            self.s4_token = answer.json()["token"]
+            requests.post(self.base + "/api/buckets", json={"bucketName": "bench"},
+                          headers={"Authorization": f"Bearer {self.s4_token}"})
+        return self.s4_token
+
+    def s4_upload(self, path: Path) -> dict:
+        """An s4 object upload (`POST /api/objects/upload/bench/<b64 key>`, multipart) with curl."""
+        token = self.s4_login()
+        key = base64.urlsafe_b64encode(path.name.encode()).rstrip(b"=").decode()
+        out = subprocess.run(["curl", "-sS", "-f", "-H", f"Authorization: Bearer {token}", "-F", f"file=@{path}",
+                              f"{self.base}/api/objects/upload/bench/{key}"], capture_output=True, text=True,
+                             check=True).stdout
+        return {**json.loads(out), "download": f"{self.base}/api/objects/download/bench/{key}"}
 
     def stored_sha256(self, url, headers=None):
         """SHA-256 of the bytes the server serves at `url` (through nginx)."""

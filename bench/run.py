@@ -12,6 +12,7 @@ writes bench/out/results.json. See docs/BENCHMARKS.md for what each measures.
 """
 
 import argparse
+import base64
 import datetime
 import json
 import os
@@ -21,6 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import requests
 
 from benchlib import (BIN, OUT, ROOT, Minihost, ReferenceNginx, RSSSampler, SlowUploader, WrkError, median, refresh,
                       requests_chunked_upload, settle, summary, timed, tus_upload, wrk)
@@ -67,6 +70,9 @@ def measure_large_upload(server, reference, big, work, pairs):
     run_uploader_upload = timed_upload(server.uploader_upload,
                                        lambda answer: server.stored_sha256(f"{server.base}/file/{answer['file_url']}"))
 
+    run_s4_upload = timed_upload(server.s4_upload, lambda answer: server.stored_sha256(
+        answer["download"], {"Authorization": f"Bearer {server.s4_login()}"}))
+
     run_skysend_upload = timed_upload(server.skysend_upload, lambda answer: server.stored_sha256(
         f"{server.base}/api/download/{answer['id']}", {"X-Auth-Token": answer["auth_token"]}))
 
@@ -77,8 +83,9 @@ def measure_large_upload(server, reference, big, work, pairs):
         return step
 
     steps = [("dd", prepared(run_dd)), ("put", prepared(run_put)), ("upload", run_upload),
-             ("uploader", run_uploader_upload), ("skysend", run_skysend_upload)]
+             ("uploader", run_uploader_upload), ("skysend", run_skysend_upload), ("s4", run_s4_upload)]
     runs = []
+    server.s4_login()  # a login is a scrypt (128 MiB): not inside the sampled uploads
     with RSSSampler(server) as rss:
         for index in range(pairs):
             measured = {}
@@ -96,6 +103,8 @@ def measure_large_upload(server, reference, big, work, pairs):
         "uploader_over_dd": summary([r["uploader"] / r["dd"] for r in runs]),
         "skysend_s": summary([r["skysend"] for r in runs]),
         "skysend_over_dd": summary([r["skysend"] / r["dd"] for r in runs]),
+        "s4_s": summary([r["s4"] for r in runs]),
+        "s4_over_dd": summary([r["s4"] / r["dd"] for r in runs]),
         "peak_worker_rss_mb": rss.peak_mb,
     }
 
@@ -341,6 +350,90 @@ def measure_tus(server, big, runs):
     }
 
 
+def fill_s4_bucket(database: Path, bucket: str, keys):
+    """Rows for `keys` in `bucket`, each a copy of the bucket's one real
+    object's upload (same blob): what a million uploads would leave, in
+    seconds instead of hours."""
+    import sqlite3
+    with sqlite3.connect(database, timeout=60) as db:
+        template = db.execute("SELECT u.* FROM minihost_uploads u JOIN minihost_s4_objects o ON o.upload_id = u.id "
+                              "WHERE o.bucket = ?", (bucket,)).fetchone()
+        columns = [c[1] for c in db.execute("PRAGMA table_xinfo(minihost_uploads)") if c[6] == 0]
+        row = dict(zip(columns, template))
+        insert = f"INSERT INTO minihost_uploads ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        uploads, objects = [], []
+        now_ms = int(time.time() * 1000)
+        for index, key in enumerate(keys):
+            upload_id = f"{index:032x}"
+            uploads.append([upload_id if c == "id" else row[c] for c in columns])
+            objects.append((bucket, key, upload_id, row["size"], row["sha256"], now_ms))
+        db.executemany(insert, uploads)
+        db.executemany("INSERT INTO minihost_s4_objects (bucket, key, upload_id, size, etag, last_modified_ms) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", objects)
+
+
+def measure_s4_listing(work, workers, samples=40):
+    """A bucket of 1,000,000 keys: 900,000 flat under `flat/` and 100,000 in
+    1,000 folders under `tree/`. Latency of a 500-key page at the start and
+    deep into `flat/` (continuation at key 899,000), and of the first page of
+    `tree/` (500 common prefixes, one index seek each): on the worker (its
+    request log's duration, matched by request id) and at the client
+    through nginx, interleaved, `samples` of each."""
+    import re
+    server = Minihost(work / "s4-data", workers, env={"MINIHOST_LOG_LEVEL": "info"}, log_name="minihost-s4.log")
+    try:
+        token = server.s4_login()
+        headers = {"Authorization": f"Bearer {token}"}
+        seed = work / "seed.txt"
+        seed.write_text("seed")
+        server.s4_upload(seed)
+        keys = [f"flat/obj-{i:07d}" for i in range(900_000)] + [f"tree/dir-{i // 100:04d}/obj-{i:07d}" for i in range(100_000)]
+        started = time.perf_counter()
+        fill_s4_bucket(server.data / "minihost.sqlite", "bench", keys)
+        fill_seconds = time.perf_counter() - started
+        encode = lambda text: base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+        pages = {
+            "first": (f"/api/objects/bench/{encode('flat/')}", {"maxKeys": 500}),
+            "deep": (f"/api/objects/bench/{encode('flat/')}",
+                     {"maxKeys": 500, "continuationToken": encode("o:flat/obj-0899000")}),
+            "prefixes": (f"/api/objects/bench/{encode('tree/')}", {"maxKeys": 500}),
+        }
+        client = {name: [] for name in pages}
+        ids = {name: [] for name in pages}
+        with requests.Session() as session:
+            for _ in range(3):  # warm the page cache and the statement caches
+                for path, params in pages.values():
+                    session.get(server.base + path, params=params, headers=headers).raise_for_status()
+            for index in range(samples):
+                for name, (path, params) in rotated(list(pages.items()), index):
+                    start = time.perf_counter()
+                    answer = session.get(server.base + path, params=params, headers=headers)
+                    client[name].append((time.perf_counter() - start) * 1000)
+                    answer.raise_for_status()
+                    body = answer.json()
+                    assert len(body["objects"]) + len(body["prefixes"]) == 500, (name, body["isTruncated"])
+                    ids[name].append(answer.headers["X-Request-Id"])
+        log = (OUT / "minihost-s4.log").read_text()
+        durations = {}
+        for line in log.splitlines():
+            request_id, ms = re.search(r"request_id=([0-9a-f]+)", line), re.search(r"duration_ms=([0-9.]+)", line)
+            if request_id and ms:
+                durations[request_id.group(1)] = float(ms.group(1))
+        worker = {name: [durations[i] for i in ids[name] if i in durations] for name in pages}
+        assert all(len(worker[name]) == samples for name in pages), {name: len(v) for name, v in worker.items()}
+    finally:
+        server.stop()
+    return {
+        "s4_list_fill_s": round(fill_seconds, 1),
+        "s4_list_first_worker_ms": summary(worker["first"]),
+        "s4_list_deep_worker_ms": summary(worker["deep"]),
+        "s4_list_prefixes_worker_ms": summary(worker["prefixes"]),
+        "s4_list_first_client_ms": summary(client["first"]),
+        "s4_list_deep_client_ms": summary(client["deep"]),
+        "s4_list_prefixes_client_ms": summary(client["prefixes"]),
+    }
+
+
 def measure_password_checks(server, seconds):
     """cliCheckCredentials at 16 connections: one password again and again
     (remembered after one scrypt), and a wrong one (a full scrypt N=2^17 each,
@@ -367,6 +460,13 @@ TARGETS = [
     ("upload ÷ nginx WebDAV PUT", "upload_over_put", None, None),
     ("uploader-dialect upload ÷ dd", "uploader_over_dd", "<=", 1.3),
     ("skysend-dialect raw upload ÷ dd", "skysend_over_dd", "<=", 1.3),
+    ("s4 object upload ÷ dd", "s4_over_dd", "<=", 1.3),
+    ("s4 list, 1M keys: first page of 500, worker (ms)", "s4_list_first_worker_ms", "<=", 5),
+    ("s4 list, 1M keys: deep page (key 899,000), worker (ms)", "s4_list_deep_worker_ms", "<=", 5),
+    ("s4 list, 1M keys: 500 common prefixes, worker (ms)", "s4_list_prefixes_worker_ms", None, None),
+    ("s4 list, 1M keys: first page, client via nginx (ms)", "s4_list_first_client_ms", None, None),
+    ("s4 list, 1M keys: deep page, client via nginx (ms)", "s4_list_deep_client_ms", None, None),
+    ("s4 list, 1M keys: 500 prefixes, client via nginx (ms)", "s4_list_prefixes_client_ms", None, None),
     ("256 MB upload ÷ nginx PUT, all on tmpfs", "tmpfs_upload_over_put", "<=", 1.3),
     ("peak worker RSS during the uploads (MB)", "peak_worker_rss_mb", "<=", 64),
     ("idle worker RSS after the mixed load (MB)", "idle_worker_rss_after_load_mb", "<=", 64),
@@ -402,7 +502,7 @@ def verdicts(results):
     return rows
 
 
-MEASUREMENTS = ["upload", "tmpfs", "requests", "slow", "chunked", "tus", "passwords", "small"]
+MEASUREMENTS = ["upload", "tmpfs", "requests", "slow", "chunked", "tus", "passwords", "small", "s4list"]
 
 
 def main():
@@ -455,6 +555,8 @@ def main():
     if "tmpfs" in chosen:
         results.update(measure_tmpfs_upload(args.workers, args.pairs))
     try:
+        if "s4list" in chosen:
+            results.update(measure_s4_listing(work, args.workers))
         if "small" in chosen:
             results.update(measure_small_uploads(work, args.workers, args.seconds, args.rounds))
     finally:

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPCore
+import Store
 import Testing
 @testable import Routes
 
@@ -46,5 +47,31 @@ import Testing
         #expect(ServerConfiguration.fromEnvironment([:]).0.s4.authEnabled)
         #expect(ServerConfiguration.fromEnvironment(["MINIHOST_S4_AUTH": "no"]).0.s4.authEnabled)
         #expect(!ServerConfiguration.fromEnvironment(["MINIHOST_S4_AUTH": "off"]).0.s4.authEnabled)
+    }
+
+    @Test func listingJSONParsesBackWithHostileKeysAndMatchesTheTimestampFormat() throws {
+        let keys = ["plain", "quote\"back\\slash", "ctl\u{01}\n\t\r", "ünïcode \u{2028} 🎉", "</script>"]
+        let dates = [Date(timeIntervalSince1970: 0), Date(timeIntervalSince1970: 1_795_000_000.123),
+                     Date(timeIntervalSince1970: -1.5)]
+        var listing = S4Listing()
+        listing.objects = keys.enumerated().map { index, key in
+            S4Object(key: key, size: Int64(index), etag: "abc", lastModified: dates[index % dates.count], uploadId: "u",
+                     metadata: nil)
+        }
+        listing.prefixes = ["p/", "q\"/"]
+        listing.nextToken = "o:\(keys[1])"
+        guard case .bytes(let bytes) = S4Routes.listingAnswer(listing).body else {
+            Issue.record("not a byte body")
+            return
+        }
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+        let objects = try #require(object["objects"] as? [[String: Any]])
+        #expect(objects.map { $0["Key"] as? String } == keys)
+        #expect(objects.map { $0["LastModified"] as? String } == keys.indices.map { ISO8601Timestamp.format(dates[$0 % 3]) })
+        #expect(objects[2]["ETag"] as? String == "\"abc\"" && objects[3]["Size"] as? Int == 3)
+        #expect((object["prefixes"] as? [[String: String]])?.map { $0["Prefix"] } == ["p/", "q\"/"])
+        #expect(object["isTruncated"] as? Bool == true)
+        let token = try #require(object["nextContinuationToken"] as? String)
+        #expect(Base64URL.decode(token).map { String(decoding: $0, as: UTF8.self) } == listing.nextToken)
     }
 }

@@ -82,15 +82,38 @@ extension S4Routes {
                 throw HTTPErrorResponse(.badRequest, "mode must be startsWith or contains", code: "BadRequest")
             }
         }
-        return JSONResponse.make([
-            "objects": listing.objects.map { object -> [String: Any] in
-                ["Key": object.key, "LastModified": ISO8601Timestamp.format(object.lastModified),
-                 "ETag": "\"\(object.etag)\"", "Size": object.size, "StorageClass": "STANDARD"]
-            },
-            "prefixes": listing.prefixes.map { ["Prefix": $0] },
-            "isTruncated": listing.isTruncated,
-            "nextContinuationToken": listing.nextToken.map { Base64URL.encode(Array($0.utf8)) as Any } ?? NSNull(),
-        ])
+        return Self.listingAnswer(listing)
+    }
+
+    /// A page as upstream answers it, with S3's field names:
+    /// `{isTruncated, nextContinuationToken (or null), objects: [{ETag, Key,
+    /// LastModified, Size, StorageClass}], prefixes: [{Prefix}]}`.
+    static func listingAnswer(_ listing: S4Listing) -> Response {
+        var json = JSONBytes(capacity: 256 + listing.objects.count * 200 + listing.prefixes.count * 64)
+        json.raw("{\"isTruncated\":")
+        json.bool(listing.isTruncated)
+        json.raw(",\"nextContinuationToken\":")
+        if let token = listing.nextToken { json.string(Base64URL.encode(Array(token.utf8))) } else { json.null() }
+        json.raw(",\"objects\":[")
+        for (index, object) in listing.objects.enumerated() {
+            json.raw(index == 0 ? "{\"ETag\":" : ",{\"ETag\":")
+            json.string("\"" + object.etag + "\"")
+            json.raw(",\"Key\":")
+            json.string(object.key)
+            json.raw(",\"LastModified\":")
+            json.timestamp(object.lastModified)
+            json.raw(",\"Size\":")
+            json.number(object.size)
+            json.raw(",\"StorageClass\":\"STANDARD\"}")
+        }
+        json.raw("],\"prefixes\":[")
+        for (index, prefix) in listing.prefixes.enumerated() {
+            json.raw(index == 0 ? "{\"Prefix\":" : ",{\"Prefix\":")
+            json.string(prefix)
+            json.raw("}")
+        }
+        json.raw("]}")
+        return json.response()
     }
 
     /// `POST /api/objects/upload/:bucket/:b64key`: multipart field `file`,

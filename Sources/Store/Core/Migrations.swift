@@ -385,7 +385,7 @@ enum Migrations {
                     upload_id TEXT NOT NULL UNIQUE REFERENCES minihost_uploads(id) ON DELETE CASCADE,
                     size INTEGER NOT NULL,
                     etag TEXT NOT NULL,
-                    last_modified DATETIME NOT NULL,
+                    last_modified_ms INTEGER NOT NULL,
                     metadata TEXT,
                     PRIMARY KEY (bucket, key)
                 ) WITHOUT ROWID;

@@ -54,6 +54,8 @@ extension MinihostStore {
     /// that is placing the same blob.
     public func collectGarbage(temporaryFileAge: TimeInterval = 3600) throws -> GarbageReport {
         let temporaryRemoved = blobs.sweepTemporaryFiles(olderThan: temporaryFileAge)
+        // Progress records of uploads that ended or stalled an hour ago: no stream waits for them.
+        _ = uploadProgress.sweep(olderThan: 3600)
         let sessionsExpired = try expireSessions()
         let ended = try purgeEnded()
         let repaired = try reconcilePublicTree()

@@ -164,7 +164,8 @@ public struct StoreConfiguration: Sendable {
 public enum ISO8601Timestamp {
     public static func format(_ date: Date) -> String {
         let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
-        var seconds = time_t(milliseconds / 1000)
+        // Rounded down, so a time before 1970 isn't a second late.
+        var seconds = time_t((milliseconds - ((milliseconds % 1000) + 1000) % 1000) / 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
         func pad(_ value: Int32, _ width: Int) -> String {

@@ -41,4 +41,22 @@ extension Statement {
             throw DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: sql)
         }
     }
+
+    /// Every row's columns, decoded by `decode` (see ``fetchFirst(arguments:_:)``).
+    func fetchEach<T>(arguments: StatementArguments, _ decode: (ColumnValues) throws -> T) throws -> [T] {
+        try setArguments(arguments)
+        defer { sqlite3_reset(sqliteStatement) }
+        var values: [T] = []
+        while true {
+            switch sqlite3_step(sqliteStatement) {
+            case SQLITE_ROW:
+                values.append(try decode(ColumnValues(statement: sqliteStatement)))
+            case SQLITE_DONE:
+                return values
+            case let code:
+                let message = sqlite3_db_handle(sqliteStatement).flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) }
+                throw DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: sql)
+            }
+        }
+    }
 }

@@ -9,6 +9,8 @@ public struct S4Listing: Sendable {
     /// Where the next page starts (opaque to clients), when there is one.
     public var nextToken: String?
     public var isTruncated: Bool { nextToken != nil }
+
+    public init() {}
 }
 
 /// Where a listing resumes: past an object's key, or past every key under a
@@ -54,8 +56,12 @@ extension S4Store {
             }
             var count = 0
             var last: S4ListingCursor?
+            // Small batches after a common prefix (the next key is likely
+            // under another one), growing while keys come one after another.
+            var batchSize = 4
             scanning: while true {
-                let batch = try rows(bucket, from: seek, limit: min(maxKeys - count + 1, 1000), db)
+                let limit = min(maxKeys - count + 1, batchSize)
+                let batch = try rows(bucket, from: seek, limit: limit, db)
                 for object in batch {
                     guard object.key.utf8.starts(with: prefix.utf8) else { break scanning }
                     let rest = object.key.utf8.dropFirst(prefix.utf8.count)
@@ -69,6 +75,7 @@ extension S4Store {
                         count += 1
                         last = S4ListingCursor(kind: .prefix, value: common)
                         seek = Seek(value: Self.successor(ofPrefix: common), inclusive: true)
+                        batchSize = 1
                         continue scanning
                     }
                     if count == maxKeys {
@@ -80,7 +87,8 @@ extension S4Store {
                     last = S4ListingCursor(kind: .object, value: object.key)
                     seek = Seek(value: object.key, inclusive: false)
                 }
-                if batch.count < min(maxKeys - count + 1, 1000) || batch.isEmpty { break }
+                if batch.count < limit { break }
+                batchSize = min(batchSize * 4, 1000)
             }
             return listing
         }
@@ -99,12 +107,12 @@ extension S4Store {
             var objects: [S4Object]
             switch bucket.kind {
             case .s4:
-                objects = try Row.fetchAll(db, sql: """
-                    SELECT key, size, etag, last_modified, upload_id, metadata FROM minihost_s4_objects
+                objects = try db.cachedStatement(sql: """
+                    SELECT \(Self.objectSelection) FROM minihost_s4_objects
                     WHERE bucket = ? AND \(inclusive ? "key >= ?" : "key > ?")
                       AND instr(lower(substr(key, ?)), lower(?)) > 0
                     ORDER BY key LIMIT ?
-                    """, arguments: [bucket.name, start, skip, text, maxKeys + 1]).map(Self.object)
+                    """).fetchEach(arguments: [bucket.name, start, skip, text, maxKeys + 1], Self.object)
                 objects = Array(objects.prefix { $0.key.utf8.starts(with: prefix.utf8) })
             case .apiClient(let clientKey):
                 // Few enough to filter here: an app's uploads, not a bucket's millions.
@@ -141,10 +149,10 @@ extension S4Store {
         switch bucket.kind {
         case .s4:
             let comparison = seek.inclusive ? ">=" : ">"
-            return try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT key, size, etag, last_modified, upload_id, metadata FROM minihost_s4_objects
+            return try db.cachedStatement(sql: """
+                SELECT \(Self.objectSelection) FROM minihost_s4_objects
                 WHERE bucket = ? AND key \(comparison) ? ORDER BY key LIMIT ?
-                """), arguments: [bucket.name, seek.value, limit]).map(Self.object)
+                """).fetchEach(arguments: [bucket.name, seek.value, limit], Self.object)
         case .apiClient(let clientKey):
             return try appRows(clientKey, from: seek, limit: limit, db)
         }

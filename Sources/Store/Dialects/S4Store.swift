@@ -33,6 +33,15 @@ public struct S4Object: Sendable, Equatable {
     public var uploadId: String
     /// `x-amz-meta-*` values the upload came with, as a JSON object.
     public var metadata: String?
+
+    public init(key: String, size: Int64, etag: String, lastModified: Date, uploadId: String, metadata: String?) {
+        self.key = key
+        self.size = size
+        self.etag = etag
+        self.lastModified = lastModified
+        self.uploadId = uploadId
+        self.metadata = metadata
+    }
 }
 
 /// The s4 dialect's buckets and objects. Each object is a core upload owned
@@ -112,7 +121,7 @@ public struct S4Store: Sendable {
             switch bucket.kind {
             case .s4:
                 guard let row = try Row.fetchOne(db, sql: """
-                    SELECT o.key, o.size, o.etag, o.last_modified, o.upload_id, o.metadata, u.*
+                    SELECT o.key, o.size, o.etag, o.last_modified_ms, o.upload_id, o.metadata, u.*
                     FROM minihost_s4_objects o JOIN minihost_uploads u ON u.id = o.upload_id
                     WHERE o.bucket = ? AND o.key = ? AND u.state = 'ready'
                     """, arguments: [bucket.name, key]) else { return nil }
@@ -145,11 +154,11 @@ public struct S4Store: Sendable {
                 replaced = try Upload.fetchOne(db, key: oldId)
             }
             try db.execute(sql: """
-                INSERT INTO minihost_s4_objects (bucket, key, upload_id, size, etag, last_modified, metadata)
+                INSERT INTO minihost_s4_objects (bucket, key, upload_id, size, etag, last_modified_ms, metadata)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (bucket, key) DO UPDATE SET upload_id = excluded.upload_id, size = excluded.size,
-                    etag = excluded.etag, last_modified = excluded.last_modified, metadata = excluded.metadata
-                """, arguments: [bucket, key, upload.id, upload.size, upload.sha256, now, metadata])
+                    etag = excluded.etag, last_modified_ms = excluded.last_modified_ms, metadata = excluded.metadata
+                """, arguments: [bucket, key, upload.id, upload.size, upload.sha256, Self.milliseconds(now), metadata])
             if let old = replaced {
                 var released = MinihostStore.Released()
                 try store.purgeRow(old, now: now, db, into: &released)
@@ -195,10 +204,25 @@ public struct S4Store: Sendable {
         }
     }
 
+    /// The columns ``object(_:)-(ColumnValues)`` reads, in its order.
+    static let objectSelection = "key, size, etag, last_modified_ms, upload_id, metadata"
+
+    /// From a row whose first columns are ``objectSelection``. Listings
+    /// decode by position from the statement: GRDB's `Row` copies and its
+    /// date parsing were most of a page's time.
     static func object(_ row: Row) -> S4Object {
-        S4Object(key: row["key"], size: row["size"], etag: row["etag"], lastModified: row["last_modified"],
-                 uploadId: row["upload_id"], metadata: row["metadata"])
+        S4Object(key: row[0], size: row[1], etag: row[2], lastModified: date(milliseconds: row[3]), uploadId: row[4],
+                 metadata: row[5])
     }
+
+    static func object(_ c: ColumnValues) throws -> S4Object {
+        S4Object(key: try c.required(0), size: try c.required(1), etag: try c.required(2),
+                 lastModified: date(milliseconds: try c.required(3)), uploadId: try c.required(4), metadata: c.optional(5))
+    }
+
+    /// Times in the side table are whole milliseconds since 1970.
+    static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }
+    static func date(milliseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(milliseconds) / 1000) }
 
     static func appKey(_ upload: Upload) -> String { upload.id + "/" + upload.fileName }
 
