@@ -326,6 +326,8 @@ def test_upload_progress_stream_with_tickets(server):
     assert loaded == sorted(loaded)
     assert events[-1]["event"] == "complete" and events[-1]["data"]["status"] == "completed"
     assert events[-1]["data"]["loaded"] == len(data)
+    # The slow body is chunked (no Content-Length): the total is unknown, and says so.
+    assert all(p["total"] is None for p in progress)
     assert received_at <= result["done_at"] + 5
 
     # A ticket is single use, tied to its resource, and expires.
@@ -341,10 +343,23 @@ def test_upload_progress_stream_with_tickets(server):
     assert requests.get(server.url(f"/api/objects/upload-progress/{encoded}")).status_code == 401
     assert requests.post(server.url("/api/auth/sse-ticket"), json={"resource": encoded}).status_code == 401
 
-    # 20 tickets a minute per address (3 issued above).
+    # With a Content-Length the total is the file part's size.
+    sized_key = "big/sized.bin"
+    fourth = requests.post(server.url("/api/auth/sse-ticket"), headers=h, json={"resource": b64(sized_key)}).json()
+    stream = requests.get(server.url(f"/api/objects/upload-progress/{b64(sized_key)}"),
+                          params={"ticket": fourth["ticket"]}, stream=True, timeout=60)
+    sized = threading.Thread(target=lambda: upload(server, token, "live", sized_key, data[:2_000_000]))
+    time.sleep(0.3)
+    sized.start()
+    events = read_events(stream)
+    sized.join()
+    assert events[-1]["event"] == "complete"
+    assert events[-1]["data"]["total"] == events[-1]["data"]["loaded"] == 2_000_000
+
+    # 20 tickets a minute per address (4 issued above).
     codes = [requests.post(server.url("/api/auth/sse-ticket"), headers=h, json={"resource": encoded}).status_code
-             for _ in range(18)]
-    assert codes == [200] * 17 + [429]
+             for _ in range(17)]
+    assert codes == [200] * 16 + [429]
 
 
 def test_settings_are_durable(make_server, tmp_path):

@@ -127,13 +127,14 @@ extension S4Routes {
         let key = try S4Key.decode(route[parameter: "key"])
         let metadata = try Self.userMetadata(route.request.headers)
         let request = route.request
-        let progress = store.uploadProgress.start(Self.progressName(key), total: request.contentLength.map(Int64.init))
+        let progress = store.uploadProgress.start(Self.progressName(key), total: nil)
         do {
             let maxBytes = configuration.maxUploadBytes
             let part = try FileUploadReceiver(maxBytes: maxBytes).receive(
                 request, tooLarge: HTTPErrorResponse(.payloadTooLarge, "File exceeds the maximum of \(maxBytes) bytes",
-                                                     code: "EntityTooLarge")) { _, _, _ in
-                ProgressSink(base: try store.blobs.makeWriter(), progress: progress)
+                                                     code: "EntityTooLarge")) { _, partSize, _ in
+                progress.expect(total: partSize)
+                return ProgressSink(base: try store.blobs.makeWriter(), progress: progress)
             }
             let blob: CompletedBlob
             do { blob = try part.sink.base.finish() } catch {

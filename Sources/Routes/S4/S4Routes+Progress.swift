@@ -61,10 +61,12 @@ extension S4Routes {
         let started = Date()
         var lastSent: UploadProgressBoard.Reading?
         var lastWrite = Date()
-        // A record of an upload that ended over a minute before the stream
-        // opened is old news: wait for the next upload of the key instead.
+        // A record of an upload that ended more than a few seconds before
+        // the stream opened is an earlier upload of the key: wait for the
+        // next. (A UI opens the stream, then uploads; one that finished just
+        // before the stream connected still gets its `complete`.)
         let initial = board.read(name)
-        let stale = initial.flatMap { $0.state != .receiving && Date().timeIntervalSince($0.updatedAt) > 60 ? $0 : nil }
+        let stale = initial.flatMap { $0.state != .receiving && Date().timeIntervalSince($0.updatedAt) > 5 ? $0 : nil }
         var reading = stale == nil ? initial : nil
         while Date().timeIntervalSince(started) < 3600, !request.isAbandoned() {
             if let current = reading, current != lastSent {

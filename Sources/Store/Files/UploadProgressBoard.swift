@@ -68,7 +68,7 @@ public struct UploadProgressBoard: Sendable {
 /// ignored, since progress is advice and the upload must not fail for it.
 public final class UploadProgress: @unchecked Sendable {
     private let descriptor: Int32
-    private let total: Int64?
+    private var total: Int64?
     private var received: Int64 = 0
     private var lastPublished: (bytes: Int64, time: UInt64) = (0, 0)
 
@@ -78,6 +78,13 @@ public final class UploadProgress: @unchecked Sendable {
     }
 
     deinit { if descriptor >= 0 { close(descriptor) } }
+
+    /// The size the upload will have, once known (a multipart body's file
+    /// part is smaller than the body's `Content-Length`).
+    public func expect(total: Int64?) {
+        self.total = total
+        publish(state: .receiving, force: true)
+    }
 
     /// Counts `count` more bytes received.
     public func advance(by count: Int) {
