@@ -143,7 +143,13 @@ extension S4Routes {
             }
             let contentType = part.contentType == "application/octet-stream"
                 ? MediaTypeGuess.forFileName(key) : part.contentType
-            let object = try store.s4.put(blob, bucket: bucket.name, key: key, contentType: contentType, metadata: metadata)
+            let object: S4Object
+            do {
+                object = try store.s4.put(blob, bucket: bucket.name, key: key, contentType: contentType, metadata: metadata)
+            } catch let error as StorageError where error.code == .notFound {
+                // Deleted while the bytes arrived; put stored nothing.
+                throw HTTPErrorResponse(.notFound, "Bucket \(bucket.name) does not exist", code: "NoSuchBucket")
+            }
             progress.finish(.complete)
             return JSONResponse.make(["message": "Object uploaded successfully", "key": object.key, "size": object.size,
                                       "etag": "\"\(object.etag)\""])

@@ -154,6 +154,6 @@ enum S4Key {
     static func encode(_ text: String) -> String { Base64URL.encode(Array(text.utf8)) }
 
     private static func invalid(_ what: String, _ problem: String) -> HTTPErrorResponse {
-        HTTPErrorResponse(.badRequest, "The \(what) \(problem)", code: what == "key" ? "InvalidKey" : "InvalidPath")
+        HTTPErrorResponse(.badRequest, "The \(what) \(problem)", code: what == "path" ? "InvalidPath" : "InvalidKey")
     }
 }
