@@ -78,8 +78,12 @@ struct NginxTemplates {
                 "content_ssl_certificate_key": contentSslCertificateKey,
                 "cors_origins": origins.map { $0.replacingOccurrences(of: "\"", with: "") },
             ]
-            values["local_locations"] = configuration.s4.localLocations.map { ["id": $0.id, "root": $0.path] }
+            let local = try S4LocalRoutes.nginxValues(configuration.s4)
+            values["local_locations"] = local.locations
             for (key, value) in plan.templateValues { values[key] = value }
+            let pages = Set(plan.errorPages.map(\.name))
+            values["error_pages"] = plan.errorPages.map(\.templateValues)
+                + local.errorPages.filter { !pages.contains($0.name) }.map(\.templateValues)
             return values
         }
     }

@@ -7,7 +7,7 @@ import Store
 /// root only (``LocalRoot`` walks every path without following a symlink;
 /// nginx serves downloads from an internal location per root with
 /// `disable_symlinks on`). Paths travel base64-encoded, like keys.
-struct S4LocalRoutes {
+public struct S4LocalRoutes {
     let context: ServerContext
 
     init(_ context: ServerContext) { self.context = context }
@@ -41,6 +41,23 @@ struct S4LocalRoutes {
                 try Self($0.server).createDirectory($0)
             }
         }
+    }
+
+    /// The internal nginx locations local downloads are served from, for
+    /// the site template: each root, and nginx's own refusals there in the
+    /// s4 dialect (403 for a symlink `disable_symlinks` refused, 404 for a
+    /// file gone since the worker looked), with the named locations they use.
+    public static func nginxValues(_ configuration: S4Configuration) throws
+        -> (locations: [[String: Any]], errorPages: [NginxPlan.ErrorPage]) {
+        let forbidden = try NginxPlan.errorPage(S4Routes.dialect, status: 403, message: "Path leaves the location",
+                                                code: "AccessDenied")
+        let missing = try NginxPlan.errorPage(S4Routes.dialect, status: 404, message: "No such file or directory",
+                                              code: "NotFound")
+        let locations = configuration.localLocations.map { root -> [String: Any] in
+            ["id": root.id, "root": root.path, "prefix": accelPrefix(root.id),
+             "errors": [["status": 403, "page": forbidden.name], ["status": 404, "page": missing.name]]]
+        }
+        return (locations, locations.isEmpty ? [] : [forbidden, missing])
     }
 
     /// `GET /api/local/locations`.

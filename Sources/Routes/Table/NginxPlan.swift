@@ -83,6 +83,12 @@ public struct NginxPlan {
             public let name: String
             public let value: String
         }
+
+        /// What the site template's `error_pages` section takes.
+        public var templateValues: [String: Any] {
+            ["name": name, "status": status, "content_type": contentType, "body": body, "retry_after": retryAfter,
+             "headers": headers.map { ["name": $0.name, "value": $0.value] }]
+        }
     }
 
     public let locations: [Location]
@@ -185,9 +191,9 @@ public struct NginxPlan {
         } + [pattern.isLiteral ? 0 : 1]
     }
 
-    private static func errorPage(_ dialect: Dialect, status: Int, message: String) throws -> ErrorPage {
+    static func errorPage(_ dialect: Dialect, status: Int, message: String, code: String? = nil) throws -> ErrorPage {
         let statusValue = HTTPStatus(code: status, reason: "")
-        let response = dialect.render(ErrorAnswer(status: statusValue, message: message))
+        let response = dialect.render(ErrorAnswer(status: statusValue, code: code, message: message))
         guard case .bytes(let bytes) = response.body else { throw NginxPlanError("\(dialect.name) renders no body") }
         let text = String(decoding: bytes, as: UTF8.self)
         guard !text.contains("$") else { throw NginxPlanError("nginx can't return a body with $: \(text)") }
@@ -277,10 +283,7 @@ public struct NginxPlan {
                     },
                 ]
             },
-            "error_pages": errorPages.map {
-                ["name": $0.name, "status": $0.status, "content_type": $0.contentType, "body": $0.body, "retry_after": $0.retryAfter,
-                 "headers": $0.headers.map { ["name": $0.name, "value": $0.value] }]
-            },
+            "error_pages": errorPages.map(\.templateValues),
         ]
     }
 }
