@@ -115,11 +115,16 @@ extension S4Store {
                     """).fetchEach(arguments: [bucket.name, start, skip, text, maxKeys + 1], Self.object)
                 objects = Array(objects.prefix { $0.key.utf8.starts(with: prefix.utf8) })
             case .apiClient(let clientKey):
-                // Few enough to filter here: an app's uploads, not a bucket's millions.
-                objects = try appRows(clientKey, from: Seek(value: start, inclusive: inclusive), limit: Int.max, db).filter {
-                    $0.key.utf8.starts(with: prefix.utf8)
-                        && String(decoding: $0.key.utf8.dropFirst(prefix.utf8.count), as: UTF8.self).lowercased()
-                            .contains(text.lowercased())
+                // The same scan over the keys `<id>/<file name>` the uploads table makes up.
+                let idStart = String(decoding: start.utf8.prefix(32), as: UTF8.self)
+                objects = try Upload.fetchAll(db.cachedStatement(sql: """
+                    SELECT \(Upload.selection) FROM minihost_uploads
+                    WHERE owner_kind = 'api_client' AND owner_id = ? AND state = 'ready' AND id >= ?
+                      AND instr(lower(substr(id || '/' || file_name, ?)), lower(?)) > 0
+                    ORDER BY id LIMIT ?
+                    """), arguments: [clientKey, idStart, skip, text, maxKeys + 2]).map(Self.appObject).filter {
+                    $0.key.utf8.starts(with: prefix.utf8) && (inclusive || !$0.key.utf8.elementsEqual(start.utf8))
+                        && !$0.key.utf8.lexicographicallyPrecedes(start.utf8)
                 }
                 objects = Array(objects.prefix(maxKeys + 1))
             }
