@@ -416,7 +416,7 @@ def measure_s4_listing(work, workers, samples=40):
             # A contains search scans every key under the prefix: 3 samples (5 a minute are allowed).
             ids["contains"] = []
             for _ in range(3):
-                answer = session.get(server.base + pages["first"][0], params={"q": "obj-08999", "mode": "contains"},
+                answer = session.get(server.base + pages["first"][0], params={"q": "obj-089999", "mode": "contains"},
                                      headers=headers)
                 answer.raise_for_status()
                 assert len(answer.json()["objects"]) == 10

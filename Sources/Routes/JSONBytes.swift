@@ -21,6 +21,20 @@ struct JSONBytes {
 
     mutating func string(_ value: String) {
         bytes.append(UInt8(ascii: "\""))
+        stringContents(value)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// A string's escaped characters without the quotes around them.
+    mutating func stringContents(_ value: String) {
+        // Most strings need no escape: one copy of the whole run, checked
+        // on the string's own storage (native strings are contiguous UTF-8).
+        let copied = value.utf8.withContiguousStorageIfAvailable { run -> Bool in
+            for byte in run where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return false }
+            bytes.append(contentsOf: run)
+            return true
+        }
+        if copied == true { return }
         for byte in value.utf8 {
             switch byte {
             case UInt8(ascii: "\""): raw("\\\"")
@@ -35,7 +49,6 @@ struct JSONBytes {
             default: bytes.append(byte)
             }
         }
-        bytes.append(UInt8(ascii: "\""))
     }
 
     mutating func number(_ value: Int64) {

@@ -96,8 +96,9 @@ extension S4Routes {
         if let token = listing.nextToken { json.string(Base64URL.encode(Array(token.utf8))) } else { json.null() }
         json.raw(",\"objects\":[")
         for (index, object) in listing.objects.enumerated() {
-            json.raw(index == 0 ? "{\"ETag\":" : ",{\"ETag\":")
-            json.string("\"" + object.etag + "\"")
+            json.raw(index == 0 ? "{\"ETag\":\"\\\"" : ",{\"ETag\":\"\\\"")
+            json.stringContents(object.etag)
+            json.raw("\\\"\"")
             json.raw(",\"Key\":")
             json.string(object.key)
             json.raw(",\"LastModified\":")

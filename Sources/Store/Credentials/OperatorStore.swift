@@ -39,10 +39,12 @@ public struct OperatorStore: Sendable {
     /// The operator a live session token belongs to, or nil.
     public func username(forSession token: String, now: Date = Date()) throws -> String? {
         let hash = try SHA256Hasher.hexDigest(of: Array(token.utf8))
-        return try db.read { db in
-            guard let session = try OperatorSession.fetchOne(db, key: hash),
-                  session.revokedAt == nil, session.expiresAt > now else { return nil }
-            return session.username
+        // Every s4 request asks: a cached statement, no query building.
+        return try db.readSingleStatement { db in
+            try db.cachedStatement(sql: """
+                SELECT username FROM minihost_operator_sessions
+                WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?
+                """).fetchFirst(arguments: [hash, now]) { try $0.required(0, as: String.self) }
         }
     }
 
