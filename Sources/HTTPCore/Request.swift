@@ -47,6 +47,24 @@ public struct Request {
 
     /// `Host` as the client sent it (may include a port).
     public var host: String? { headers["Host"] }
+
+    /// The value of the first cookie called `name` in the `Cookie` header,
+    /// spaces and tabs around it trimmed; nil when there is none.
+    public func cookie(_ name: String) -> Substring? {
+        guard let header = headers["Cookie"] else { return nil }
+        for pair in header.splitASCII(";") {
+            let parts = pair.splitASCII("=", maxSplits: 1)
+            if parts.count == 2, Self.trimmingBlanks(parts[0]) == name { return Self.trimmingBlanks(parts[1]) }
+        }
+        return nil
+    }
+
+    private static func trimmingBlanks(_ text: Substring) -> Substring {
+        let isBlank = { (scalar: Unicode.Scalar) in scalar == " " || scalar == "\t" }
+        guard let first = text.unicodeScalars.firstIndex(where: { !isBlank($0) }),
+              let last = text.unicodeScalars.lastIndex(where: { !isBlank($0) }) else { return "" }
+        return text[first...last]
+    }
 }
 
 /// `application/x-www-form-urlencoded` decoding, for query strings and form bodies.

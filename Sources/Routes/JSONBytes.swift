@@ -1,6 +1,6 @@
 import Foundation
-import Glibc
 import HTTPCore
+import Store
 
 /// A JSON text written byte by byte, for long lists (an s4 listing page).
 ///
@@ -61,38 +61,11 @@ struct JSONBytes {
 
     mutating func null() { raw("null") }
 
-    /// `"2026-11-23T21:53:51.123Z"`, as ``ISO8601Timestamp`` formats it.
+    /// `"2026-11-23T21:53:51.123Z"` (``ISO8601Timestamp``).
     mutating func timestamp(_ date: Date) {
-        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
-        var seconds = time_t(milliseconds.dividedFloor(by: 1000))
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
         bytes.append(UInt8(ascii: "\""))
-        digits(Int(parts.tm_year) + 1900, 4)
-        bytes.append(UInt8(ascii: "-"))
-        digits(Int(parts.tm_mon) + 1, 2)
-        bytes.append(UInt8(ascii: "-"))
-        digits(Int(parts.tm_mday), 2)
-        bytes.append(UInt8(ascii: "T"))
-        digits(Int(parts.tm_hour), 2)
-        bytes.append(UInt8(ascii: ":"))
-        digits(Int(parts.tm_min), 2)
-        bytes.append(UInt8(ascii: ":"))
-        digits(Int(parts.tm_sec), 2)
-        bytes.append(UInt8(ascii: "."))
-        digits(Int(milliseconds - milliseconds.dividedFloor(by: 1000) * 1000), 3)
-        raw("Z\"")
-    }
-
-    private mutating func digits(_ value: Int, _ width: Int) {
-        var divisor = 1
-        for _ in 1..<width { divisor *= 10 }
-        var rest = value
-        while divisor > 0 {
-            bytes.append(UInt8(ascii: "0") + UInt8(rest / divisor % 10))
-            rest %= divisor
-            divisor /= 10
-        }
+        ISO8601Timestamp.append(date, to: &bytes)
+        bytes.append(UInt8(ascii: "\""))
     }
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
@@ -102,13 +75,5 @@ struct JSONBytes {
         var headers = HTTPHeaders()
         headers.set("Content-Type", "application/json; charset=utf-8")
         return Response(status: status, headers: headers, body: .bytes(bytes))
-    }
-}
-
-extension Int64 {
-    /// Rounded toward negative infinity (dates before 1970 too).
-    fileprivate func dividedFloor(by divisor: Int64) -> Int64 {
-        let quotient = self / divisor
-        return (self % divisor != 0 && (self < 0) != (divisor < 0)) ? quotient - 1 : quotient
     }
 }

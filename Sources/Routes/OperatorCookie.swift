@@ -32,18 +32,11 @@ public struct OperatorCookie: Sendable {
 
     /// The session token in the request's cookie, if its signature is right.
     func token(in request: Request) -> String? {
-        guard let header = request.headers["Cookie"] else { return nil }
-        for pair in header.splitASCII(";") {
-            let parts = pair.splitASCII("=", maxSplits: 1)
-            guard parts.count == 2, parts[0].trimmingWhitespace() == Self.name else { continue }
-            let value = parts[1].trimmingWhitespace()
-            guard let dot = value.lastIndex(of: ".") else { return nil }
-            let token = String(value[..<dot])
-            guard let presented = Hex.decode(String(value[value.index(after: dot)...])),
-                  let expected = try? HMACSHA256.authenticate(Array(token.utf8), key: signingKey),
-                  constantTimeEquals(presented, expected) else { return nil }
-            return token
-        }
-        return nil
+        guard let value = request.cookie(Self.name), let dot = value.lastIndex(of: ".") else { return nil }
+        let token = String(value[..<dot])
+        guard let presented = Hex.decode(String(value[value.index(after: dot)...])),
+              let expected = try? HMACSHA256.authenticate(Array(token.utf8), key: signingKey),
+              constantTimeEquals(presented, expected) else { return nil }
+        return token
     }
 }

@@ -68,6 +68,8 @@ import Testing
         let objects = try #require(object["objects"] as? [[String: Any]])
         #expect(objects.map { $0["Key"] as? String } == keys)
         #expect(objects.map { $0["LastModified"] as? String } == keys.indices.map { ISO8601Timestamp.format(dates[$0 % 3]) })
+        #expect(dates.map(ISO8601Timestamp.format) == ["1970-01-01T00:00:00.000Z", "2026-11-18T11:06:40.123Z",
+                                                       "1969-12-31T23:59:58.500Z"])
         #expect(objects[2]["ETag"] as? String == "\"abc\"" && objects[3]["Size"] as? Int == 3)
         #expect((object["prefixes"] as? [[String: String]])?.map { $0["Prefix"] } == ["p/", "q\"/"])
         #expect(object["isTruncated"] as? Bool == true)

@@ -73,7 +73,7 @@ public struct S4LocalRoutes {
     /// `directories`, by name; `limit` (default the max-files-per-page
     /// setting) and `offset` page through large directories.
     func list(_ route: RouteRequest) throws -> Response {
-        let (root, components) = try target(route, allowRoot: true)
+        let (root, components, _) = try target(route, allowRoot: true)
         let query = route.request.query
         let limit = try Self.number(query["limit"], "limit", in: 1...10_000)
             ?? (try S4SettingsRoutes.maxFilesPerPage(context.store))
@@ -91,11 +91,9 @@ public struct S4LocalRoutes {
     /// written beside the target and renamed over it once on disk. A path
     /// naming an existing directory (or ending in `/`) takes the part's file name.
     func upload(_ route: RouteRequest) throws -> Response {
-        let (root, requested) = try target(route, allowRoot: true)
-        let encodedPath = route[parameter: "path"]
-        let decodedPath = try S4Key.decode(encodedPath, maxBytes: 4096, what: "path")
+        let (root, requested, endsInSlash) = try target(route, allowRoot: true)
         var components = requested
-        let intoDirectory = decodedPath.hasSuffix("/") || components.isEmpty
+        let intoDirectory = endsInSlash || components.isEmpty
             || (try? root.entry(components))?.kind == .directory
         let maxBytes = configuration.maxLocalUploadBytes
         let part = try FileUploadReceiver(maxBytes: maxBytes).receive(
@@ -118,7 +116,7 @@ public struct S4LocalRoutes {
     /// `GET /api/local/download/:location/:b64path`: nginx serves the file
     /// from the location's internal alias, refusing symlinks on the way.
     func download(_ route: RouteRequest) throws -> Response {
-        let (root, components) = try target(route, allowRoot: false)
+        let (root, components, _) = try target(route, allowRoot: false)
         let entry = try mapped { try root.entry(components) }
         guard entry.kind == .file else { throw HTTPErrorResponse(.badRequest, "Not a file", code: "NotAFile") }
         let relative = components.map(FormURLEncoded.encode).joined(separator: "/")
@@ -136,14 +134,14 @@ public struct S4LocalRoutes {
 
     /// `DELETE /api/local/:location/:b64path`: a file, or a directory with everything in it.
     func delete(_ route: RouteRequest) throws -> Response {
-        let (root, components) = try target(route, allowRoot: false)
+        let (root, components, _) = try target(route, allowRoot: false)
         let count = try mapped { try root.delete(components) }
         return JSONResponse.make(["message": "Deleted successfully", "count": count])
     }
 
     /// `GET /api/local/view/:location/:b64path`.
     func view(_ route: RouteRequest) throws -> Response {
-        let (root, components) = try target(route, allowRoot: true)
+        let (root, components, _) = try target(route, allowRoot: true)
         let entry = try mapped { try root.entry(components) }
         var object = Self.json(entry)
         if entry.kind == .file { object["mimeType"] = MediaTypeGuess.forFileName(entry.name) }
@@ -152,7 +150,7 @@ public struct S4LocalRoutes {
 
     /// `POST /api/local/create-directory/:location/:b64path`, parents included.
     func createDirectory(_ route: RouteRequest) throws -> Response {
-        let (root, components) = try target(route, allowRoot: false)
+        let (root, components, _) = try target(route, allowRoot: false)
         try mapped { try root.makeDirectory(components) }
         return JSONResponse.make(["message": "Directory created successfully", "path": components.joined(separator: "/")],
                                  status: .created)
@@ -160,20 +158,23 @@ public struct S4LocalRoutes {
 
     /// The location and the path's components (checked: no `..`, no
     /// absolute path, no NUL). A path of `/` alone is the root.
-    private func target(_ route: RouteRequest, allowRoot: Bool) throws -> (LocalRoot, [String]) {
+    /// Also whether the path names a directory by ending in `/`.
+    private func target(_ route: RouteRequest, allowRoot: Bool) throws -> (LocalRoot, [String], endsInSlash: Bool) {
         let id = route[parameter: "location"]
         guard let root = configuration.localLocations.first(where: { $0.id == id }) else {
             throw HTTPErrorResponse(.notFound, "Location \(id) does not exist", code: "NotFound")
         }
         var components: [String] = []
+        var endsInSlash = false
         if route.parameters["path"] != nil {
             let path = try S4Key.decode(route[parameter: "path"], maxBytes: 4096, what: "path")
             components = path == "/" ? [] : try mapped { try LocalRoot.components(path) }
+            endsInSlash = path.hasSuffix("/")
         }
         guard allowRoot || !components.isEmpty else {
             throw HTTPErrorResponse(.badRequest, "The location's root can't be the target", code: "InvalidPath")
         }
-        return (root, components)
+        return (root, components, endsInSlash)
     }
 
     /// Store errors in this API's words.

@@ -48,15 +48,8 @@ enum S4Auth {
                 return token.isEmpty ? nil : String(token)
             }
         }
-        guard let cookies = request.headers["Cookie"] else { return nil }
-        for pair in cookies.splitASCII(";") {
-            let parts = pair.splitASCII("=", maxSplits: 1)
-            if parts.count == 2, parts[0].trimmingWhitespace() == cookieName {
-                let value = parts[1].trimmingWhitespace()
-                return value.isEmpty ? nil : String(value)
-            }
-        }
-        return nil
+        guard let value = request.cookie(cookieName), !value.isEmpty else { return nil }
+        return String(value)
     }
 
     /// The operator whose live session the request's token is, or nil.

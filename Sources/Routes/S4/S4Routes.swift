@@ -136,22 +136,14 @@ enum S4BucketName {
 /// always take in a byte 0xFC-0xFF, and no UTF-8 text has one.
 enum S4Key {
     static func decode(_ encoded: String, maxBytes: Int = S4Store.maxKeyBytes, what: String = "key") throws -> String {
-        var text = encoded.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while text.hasSuffix("=") { text.removeLast() }
-        let valid = text.utf8.allSatisfy { byte in
-            (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || (byte >= 48 && byte <= 57) || byte == 43 || byte == 47
-        }
-        guard valid, text.utf8.count % 4 != 1 else { throw invalid(what, "is not valid base64") }
-        while text.utf8.count % 4 != 0 { text += "=" }
-        guard let data = Data(base64Encoded: text) else { throw invalid(what, "is not valid base64") }
+        // The standard alphabet's two letters, as URL-safe ones.
+        let urlSafe = encoded.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        guard let data = Base64URL.decode(urlSafe) else { throw invalid(what, "is not valid base64") }
         guard let decoded = String(validating: data, as: UTF8.self) else { throw invalid(what, "is not valid UTF-8") }
         guard !decoded.utf8.contains(0) else { throw invalid(what, "contains a NUL character") }
-        guard !decoded.isEmpty else { throw invalid(what, "is empty") }
         guard decoded.utf8.count <= maxBytes else { throw invalid(what, "is longer than \(maxBytes) bytes") }
         return decoded
     }
-
-    static func encode(_ text: String) -> String { Base64URL.encode(Array(text.utf8)) }
 
     private static func invalid(_ what: String, _ problem: String) -> HTTPErrorResponse {
         HTTPErrorResponse(.badRequest, "The \(what) \(problem)", code: what == "path" ? "InvalidPath" : "InvalidKey")

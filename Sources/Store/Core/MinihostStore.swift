@@ -163,18 +163,42 @@ public struct StoreConfiguration: Sendable {
 /// Times as the JSON APIs show them: `2026-04-17T12:00:00.000Z`.
 public enum ISO8601Timestamp {
     public static func format(_ date: Date) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(24)
+        append(date, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The same text appended as UTF-8 bytes, for answers written byte by
+    /// byte (an s4 listing writes one per object).
+    public static func append(_ date: Date, to bytes: inout [UInt8]) {
         let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        let millis = ((milliseconds % 1000) + 1000) % 1000
         // Rounded down, so a time before 1970 isn't a second late.
-        var seconds = time_t((milliseconds - ((milliseconds % 1000) + 1000) % 1000) / 1000)
+        var seconds = time_t((milliseconds - millis) / 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
+        // Written digit by digit: a listing formats one per object.
+        func field(_ value: Int64, _ width: Int, then separator: Unicode.Scalar) {
+            if value < 0 { bytes.append(UInt8(ascii: "-")) }
+            let magnitude = abs(value)
+            var divisor: Int64 = 1
+            var count = 1
+            while magnitude / divisor >= 10 { divisor *= 10; count += 1 }
+            for _ in count..<max(count, width) { bytes.append(UInt8(ascii: "0")) }
+            while divisor > 0 {
+                bytes.append(UInt8(ascii: "0") + UInt8(magnitude / divisor % 10))
+                divisor /= 10
+            }
+            bytes.append(UInt8(separator.value))
         }
-        let millis = Int32(((milliseconds % 1000) + 1000) % 1000)
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(millis, 3))Z"
+        field(Int64(parts.tm_year) + 1900, 4, then: "-")
+        field(Int64(parts.tm_mon) + 1, 2, then: "-")
+        field(Int64(parts.tm_mday), 2, then: "T")
+        field(Int64(parts.tm_hour), 2, then: ":")
+        field(Int64(parts.tm_min), 2, then: ":")
+        field(Int64(parts.tm_sec), 2, then: ".")
+        field(millis, 3, then: "Z")
     }
 
     /// Parses ISO-8601 date-times with or without fractional seconds, with `Z`

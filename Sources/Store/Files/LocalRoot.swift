@@ -51,21 +51,8 @@ public struct LocalRoot: Sendable {
     public func list(_ components: [String]) throws -> [Entry] {
         let directory = try openDirectory(components[...], create: false)
         defer { close(directory) }
-        let duplicate = dup(directory)
-        guard duplicate >= 0, let stream = fdopendir(duplicate) else {
-            if duplicate >= 0 { close(duplicate) }
-            throw StorageError.fromErrno("list directory")
-        }
-        defer { closedir(stream) }
-        var entries: [Entry] = []
         let base = components.joined(separator: "/")
-        while let item = readdir(stream) {
-            let name = withUnsafeBytes(of: item.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            guard name != ".", name != "..", let entry = try? describe(name, in: directory, base: base) else { continue }
-            entries.append(entry)
-        }
+        let entries = try Self.names(in: directory).compactMap { try? describe($0, in: directory, base: base) }
         return entries.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
     }
 
@@ -163,6 +150,23 @@ public struct LocalRoot: Sendable {
                      size: kind == .file ? Int64(info.st_size) : 0, modified: Self.modified(info))
     }
 
+    /// The names in a directory (without `.` and `..`), read through a
+    /// duplicate of its descriptor, which stays open for the caller.
+    private static func names(in directory: Int32) throws -> [String] {
+        let duplicate = dup(directory)
+        guard duplicate >= 0, let stream = fdopendir(duplicate) else {
+            if duplicate >= 0 { close(duplicate) }
+            throw StorageError.fromErrno("list directory")
+        }
+        defer { closedir(stream) }
+        var names: [String] = []
+        while let item = readdir(stream) {
+            let name = withUnsafeBytes(of: item.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
     private static func modified(_ info: stat) -> Date {
         Date(timeIntervalSince1970: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9)
     }
@@ -175,15 +179,7 @@ public struct LocalRoot: Sendable {
         var removed = 0
         do {
             defer { close(directory) }
-            let duplicate = dup(directory)
-            guard duplicate >= 0, let stream = fdopendir(duplicate) else { throw StorageError.fromErrno("list directory") }
-            var names: [String] = []
-            while let item = readdir(stream) {
-                let child = withUnsafeBytes(of: item.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if child != "." && child != ".." { names.append(child) }
-            }
-            closedir(stream)
-            for child in names { removed += try remove(child, in: directory) }
+            for child in try Self.names(in: directory) { removed += try remove(child, in: directory) }
         }
         guard unlinkat(parent, name, AT_REMOVEDIR) == 0 else { throw StorageError.fromErrno("delete directory") }
         return removed + 1
