@@ -151,7 +151,7 @@ class Minihost:
         auth = token()
         headers = {"X-Auth-Token": auth, "X-Owner-Token": token(),
                    "X-Salt": base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode(),
-                   "X-Max-Downloads": "1", "X-Expire-Sec": "3600", "X-Content-Length": str(path.stat().st_size),
+                   "X-Max-Downloads": "2", "X-Expire-Sec": "3600", "X-Content-Length": str(path.stat().st_size),
                    "Content-Type": "application/octet-stream"}
         # -T streams the file (--data-binary @file would read it all into memory first).
         command = ["curl", "-sS", "-f", "-X", "POST", "-T", str(path), self.base + "/api/upload"]
@@ -171,10 +171,11 @@ class Minihost:
                           headers={"Authorization": f"Bearer {self.s4_token}"})
         return self.s4_token
 
-    def s4_upload(self, path: Path) -> dict:
-        """An s4 object upload (`POST /api/objects/upload/bench/<b64 key>`, multipart) with curl."""
+    def s4_upload(self, path: Path, key=None) -> dict:
+        """An s4 object upload (`POST /api/objects/upload/bench/<b64 key>`, multipart) with curl;
+        the key is the file's name unless given."""
         token = self.s4_login()
-        key = base64.urlsafe_b64encode(path.name.encode()).rstrip(b"=").decode()
+        key = base64.urlsafe_b64encode((key or path.name).encode()).rstrip(b"=").decode()
         out = subprocess.run(["curl", "-sS", "-f", "-H", f"Authorization: Bearer {token}", "-F", f"file=@{path}",
                               f"{self.base}/api/objects/upload/bench/{key}"], capture_output=True, text=True,
                              check=True).stdout

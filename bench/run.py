@@ -38,16 +38,23 @@ def rotated(steps, index):
 def measure_large_upload(server, reference, big, work, pairs):
     """Upload (minihost, uploader and skysend dialects) ÷ dd and ÷ nginx WebDAV PUT:
     rotated runs, each step after the same sync and pause, new content for
-    every upload, the stored bytes read back."""
-    dd_target = work / "data" / "dd.bin"
+    every upload, the stored bytes read back.
+
+    No step frees disk blocks while the runs are timed: every step writes a
+    new file and keeps it (dd and PUT to new names, s4 to a new key, skysend
+    allowing the read-back). On this host's disk a write into blocks that
+    the step before it freed runs up to 5× faster than one into fresh blocks
+    (see docs/BENCHMARKS.md), so deleting dd's file after each run while the
+    uploads keep theirs compared dd on recycled blocks with uploads on fresh
+    ones."""
+    written = iter(range(1 << 30))
 
     def run_dd():
-        seconds = timed(["dd", f"if={big}", f"of={dd_target}", "bs=1M", "conv=fsync"], capture_output=True)
-        dd_target.unlink()
-        return seconds
+        target = work / "data" / f"dd-{next(written)}.bin"
+        return timed(["dd", f"if={big}", f"of={target}", "bs=1M", "conv=fsync"], capture_output=True)
 
     def run_put():
-        return timed(["curl", "-sS", "-f", "-T", str(big), reference.base + "/dav/big.bin"])
+        return timed(["curl", "-sS", "-f", "-T", str(big), f"{reference.base}/dav/big-{next(written)}.bin"])
 
     def timed_upload(send, stored_sha256):
         """New content, a settle, then `send` timed; the stored bytes checked after."""
@@ -70,8 +77,9 @@ def measure_large_upload(server, reference, big, work, pairs):
     run_uploader_upload = timed_upload(server.uploader_upload,
                                        lambda answer: server.stored_sha256(f"{server.base}/file/{answer['file_url']}"))
 
-    run_s4_upload = timed_upload(server.s4_upload, lambda answer: server.stored_sha256(
-        answer["download"], {"Authorization": f"Bearer {server.s4_login()}"}))
+    run_s4_upload = timed_upload(lambda path: server.s4_upload(path, key=f"big-{next(written)}.bin"),
+                                 lambda answer: server.stored_sha256(
+                                     answer["download"], {"Authorization": f"Bearer {server.s4_login()}"}))
 
     run_skysend_upload = timed_upload(server.skysend_upload, lambda answer: server.stored_sha256(
         f"{server.base}/api/download/{answer['id']}", {"X-Auth-Token": answer["auth_token"]}))
