@@ -172,6 +172,35 @@ def test_every_answer_names_its_request_and_the_logs_agree(make_server):
     assert all(f"id={i}" in text for i in ids.values()), text[-2000:]
 
 
+def test_public_hits_nginx_answers_itself_are_named_by_connection_and_logged(make_server):
+    from test_public_files import FAST_INDEX, publish, wait_static, workers_stopped
+    server = make_server(env=FAST_INDEX)
+    credential = server.client()
+    upload_id = publish(server, credential, b"public bytes", "p.txt", "text/plain")
+    url = server.url(f"/minihost/cache/{upload_id}")
+    wait_static(server, [url])
+    session = requests.Session()  # two requests on one connection, and one on another
+    with workers_stopped(server):
+        answers = [session.get(url, timeout=5), session.get(url, timeout=5), requests.get(url, timeout=5)]
+    ids = [r.headers.get("X-Request-Id", "") for r in answers]
+    assert all(r.status_code == 200 and r.content == b"public bytes" for r in answers)
+    # <nginx worker pid>-<connection serial>-<request on it>: no random bytes per hit.
+    parts = [re.fullmatch(r"(\d+)-(\d+)-(\d+)", i) for i in ids]
+    assert all(parts), ids
+    assert len(set(ids)) == 3
+    assert parts[0].group(2) == parts[1].group(2) != parts[2].group(2)
+    assert (parts[0].group(3), parts[1].group(3)) == ("1", "2")
+    # A request that reaches a worker from the same location keeps nginx's $request_id.
+    missing = requests.get(server.url(f"/minihost/cache/{'0' * 32}"))
+    assert missing.status_code == 404 and re.fullmatch(r"[0-9a-f]{32}", missing.headers["X-Request-Id"])
+    access = server.data / "nginx" / "access.log"
+    wanted = [f"id={i}" for i in ids + [missing.headers["X-Request-Id"]]]
+    deadline = time.time() + 5
+    while time.time() < deadline and not all(w in access.read_text() for w in wanted):
+        time.sleep(0.2)
+    assert all(w in access.read_text() for w in wanted), access.read_text()[-2000:]
+
+
 def test_a_secret_in_any_log_fails_the_server_check(make_server):
     """The check every server runs when it stops (conftest) can fail."""
     server = make_server()
