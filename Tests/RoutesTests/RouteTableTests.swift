@@ -172,6 +172,38 @@ import Testing
         #expect(plan.locations.map(\.matcher) == ["= /y/c/b", #"~ "^/y/[^/]+/b$""#, #"~ "^/y/.+$""#])
     }
 
+    @Test func publicFileLocationsComeFirstWhereNoPathCouldMatchAnEarlierOne() throws {
+        let plan = try NginxPlan(table: RouteTable.standard(ServerConfiguration()))
+        let regexes = plan.locations.filter { !$0.pattern.isLiteral }
+        let publicCount = regexes.filter { $0.publicRoute != nil }.count
+        #expect(publicCount >= 4)
+        #expect(regexes.prefix(publicCount).allSatisfy { $0.publicRoute != nil })
+
+        let hex = ParameterConstraint.characters("0123456789abcdef", count: 4...4, regexClass: "0-9a-f", example: "00ff")
+        let file = PublicFile(tree: .cache, cacheControl: "public")
+        var clashing = RouteTable()
+        clashing.group(.json, limit: .none) { group in
+            group.add("GET", "/:id/z", constraints: ["id": hex], publicFile: file, RouteTableTests.answer("public"))
+            group.add("GET", "/beef/:name", RouteTableTests.answer("other"))
+        }
+        // "/beef/z" is both's: the public one must not take it first.
+        #expect { try NginxPlan(table: try clashing.validated()) } throws: { "\($0)".contains("may match the paths of /beef/:name") }
+    }
+
+    @Test func patternsOverlapUnlessASegmentTellsThemApart() {
+        let hex = ParameterConstraint.characters("0123456789abcdef", count: 4...4, regexClass: "0-9a-f", example: "00ff")
+        func pattern(_ text: String) -> PathPattern { PathPattern(text, constraints: ["id": hex]) }
+        #expect(!pattern("/a/:id").mayOverlap(pattern("/b/:x")))
+        #expect(!pattern("/a/:id").mayOverlap(pattern("/a/zzzz")))  // not hex
+        #expect(pattern("/a/:id").mayOverlap(pattern("/a/beef")))
+        #expect(pattern("/a/:id").mayOverlap(pattern("/:x/:y")))
+        #expect(!pattern("/a/:id").mayOverlap(pattern("/a/:x/c")))
+        #expect(pattern("/a/:id").mayOverlap(pattern("/a/*rest")))
+        #expect(pattern("/a/:id/c/d").mayOverlap(pattern("/a/*rest")))
+        #expect(!pattern("/a").mayOverlap(pattern("/a/*rest")))
+        #expect(!pattern("/b/:id").mayOverlap(pattern("/a/*rest")))
+    }
+
     @Test func aZoneWithTwoRatesIsRefused() {
         var table = RouteTable()
         table.group(.json) { group in

@@ -109,8 +109,21 @@ public struct NginxPlan {
             if byPath[route.path.text] == nil { order.append(route.path) }
             byPath[route.path.text, default: []].append(route)
         }
-        // Regex locations are tried in order: most specific first, as the router prefers.
+        // Regex locations are tried in order: most specific first, as the
+        // router prefers, except that locations nginx answers public files
+        // from go first. They take the most requests, at nginx's own rate,
+        // and some 70 regexes tried before each hit were a twentieth of its
+        // time. That is only allowed where no path could match both.
+        let isPublic = { (pattern: PathPattern) in byPath[pattern.text]!.contains { $0.publicFile != nil } }
         order.sort { Self.precedence($0).lexicographicallyPrecedes(Self.precedence($1)) }
+        let byPrecedence = order
+        order = order.filter(isPublic) + order.filter { !isPublic($0) }
+        for pattern in order where isPublic(pattern) {
+            let passed = byPrecedence.prefix { $0 != pattern }.filter { !isPublic($0) && !$0.isLiteral }
+            if let clash = passed.first(where: pattern.mayOverlap) {
+                throw NginxPlanError("public-file route \(pattern.text) may match the paths of \(clash.text), which comes first by precedence")
+            }
+        }
         locations = order.enumerated().map { index, pattern in
             Location(id: "r\(index + 1)", pattern: pattern, routes: byPath[pattern.text]!)
         }

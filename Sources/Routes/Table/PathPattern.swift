@@ -44,6 +44,27 @@ public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
         segments.allSatisfy { if case .literal = $0 { return true } else { return false } }
     }
 
+    /// Whether some path could match both patterns. Conservative: true
+    /// unless a segment proves them apart (two different literals, a literal
+    /// its parameter refuses, or different lengths with no catch-all).
+    func mayOverlap(_ other: PathPattern) -> Bool {
+        for (mine, theirs) in zip(segments, other.segments) {
+            switch (mine, theirs) {
+            case (.catchAll, _), (_, .catchAll): return true
+            case (.literal(let a), .literal(let b)) where a != b: return false
+            case (.literal(let text), .parameter(_, let constraint)),
+                 (.parameter(_, let constraint), .literal(let text)):
+                if !constraint.matches(text[...]) { return false }
+            default: continue
+            }
+        }
+        // A catch-all at the end of the longer one takes one segment or more.
+        if segments.count == other.segments.count { return true }
+        let (shorter, longer) = segments.count < other.segments.count ? (self, other) : (other, self)
+        if case .catchAll? = shorter.segments.last { return longer.segments.count > shorter.segments.count }
+        return false
+    }
+
     /// Two patterns no precedence rule tells apart: the same segments, with
     /// parameters and catch-alls in the same places whatever their names.
     func sameShape(as other: PathPattern) -> Bool {
