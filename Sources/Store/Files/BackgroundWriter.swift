@@ -3,8 +3,8 @@ import Foundation
 import Glibc
 import OpenSSLCrypto
 
-/// Hashes and writes a blob's bytes on a helper thread while the request
-/// thread keeps receiving the next ones.
+/// Hashes (for a blob) and writes an upload's bytes on a helper thread while
+/// the request thread keeps receiving the next ones.
 ///
 /// Receiving, hashing and writing in one thread leaves the FastCGI socket
 /// undrained while a slice is hashed and written, so nginx and the client
@@ -13,10 +13,18 @@ import OpenSSLCrypto
 /// the hash are the same as writing inline.
 final class BackgroundWriter: @unchecked Sendable {
     static let bufferSize = 1 << 20
-    private static let writebackStep: Int64 = 8 << 20
 
     private let descriptor: Int32
-    private let hasher: SHA256Hasher
+    /// Writeback starts every this many bytes, so the final fsync waits for
+    /// the last few, not the whole file.
+    private let writebackStep: Int64
+    private let hasher: SHA256Hasher?
+    /// Where the first byte goes in the file.
+    private let offset: Int64
+    /// Around each write, on the helper thread: a session file refuses writes
+    /// once its upload is being finished.
+    private let beginWrite: () throws -> Void
+    private let endWrite: () -> Void
     private var mutex = pthread_mutex_t()
     private var changed = pthread_cond_t()
     /// Filled buffers waiting for the helper, oldest first.
@@ -29,9 +37,14 @@ final class BackgroundWriter: @unchecked Sendable {
     private var written: Int64 = 0
     private var writebackStarted: Int64 = 0
 
-    init(descriptor: Int32, hasher: SHA256Hasher) {
+    init(descriptor: Int32, hasher: SHA256Hasher?, offset: Int64 = 0, writebackStep: Int64 = 8 << 20,
+         beginWrite: @escaping () throws -> Void = {}, endWrite: @escaping () -> Void = {}) {
         self.descriptor = descriptor
+        self.writebackStep = writebackStep
         self.hasher = hasher
+        self.offset = offset
+        self.beginWrite = beginWrite
+        self.endWrite = endWrite
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&changed, nil)
         spare = [[UInt8](), [UInt8]()]
@@ -114,14 +127,16 @@ final class BackgroundWriter: @unchecked Sendable {
     private func consume(_ buffer: [UInt8]) -> Error? {
         do {
             try buffer.withUnsafeBytes { bytes in
-                try hasher.update(bytes)
-                try BlobWriter.writeAll(descriptor, bytes)
+                try hasher?.update(bytes)
+                try beginWrite()
+                defer { endWrite() }
+                try SessionFile.writeAll(descriptor, bytes, at: offset + written, file: hasher == nil ? "session file" : "temporary file")
             }
             written += Int64(buffer.count)
             // Start writing to disk while the rest arrives, so the final
             // fsync waits for the last few megabytes, not the whole file.
-            if written - writebackStarted >= Self.writebackStep {
-                _ = minihost_start_writeback(descriptor, off_t(writebackStarted), off_t(written - writebackStarted))
+            if written - writebackStarted >= writebackStep {
+                _ = minihost_start_writeback(descriptor, off_t(offset + writebackStarted), off_t(written - writebackStarted))
                 writebackStarted = written
             }
             return nil

@@ -101,6 +101,14 @@ final class SessionFileState: @unchecked Sendable {
         }
     }
 
+    /// Throws once the upload is being finished: a writer whose bytes are
+    /// still buffered learns it before reading more of its body.
+    func checkWritable() throws {
+        try locked {
+            guard !sealed else { throw StorageError(.invalid, "upload is already being finished") }
+        }
+    }
+
     func endWrite() {
         locked {
             activeWrites -= 1
@@ -294,13 +302,14 @@ enum SessionFile {
         }
     }
 
-    static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
+    static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64,
+                         file: String = "session file") throws {
         var done = 0
         while done < bytes.count {
             let written = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset + Int64(done)))
             if written < 0 {
                 if errno == EINTR { continue }
-                throw StorageError.fromErrno("write session file")
+                throw StorageError.fromErrno("write " + file)
             }
             done += written
         }
