@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <malloc.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/prctl.h>
@@ -27,4 +28,14 @@ int minihost_release_free_memory(void) {
 
 int minihost_fix_mmap_threshold(int bytes) {
     return mallopt(M_MMAP_THRESHOLD, bytes);
+}
+
+int minihost_reopen_for_direct_writes(int fd) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    return open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+}
+
+int minihost_open_for_direct_reads(const char *path) {
+    return open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
 }

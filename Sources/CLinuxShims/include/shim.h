@@ -15,6 +15,15 @@ int minihost_start_writeback(int fd, off_t offset, off_t length);
 /// block-aligned ranges; other file systems fail with EOPNOTSUPP or EINVAL.
 int minihost_collapse_range(int fd, off_t offset, off_t length);
 
+/// Opens the file behind `fd` again for writing with O_DIRECT (through
+/// /proc/self/fd, so it works for any descriptor): writes from it skip the
+/// page cache. -1 with errno when the file system or /proc refuses.
+int minihost_reopen_for_direct_writes(int fd);
+
+/// Opens `path` for reading with O_DIRECT: reads skip the page cache, and
+/// must be aligned. -1 with errno when the file system refuses.
+int minihost_open_for_direct_reads(const char *path);
+
 /// Flushes every file system buffer of the file system holding `fd` (syncfs).
 int minihost_sync_file_system(int fd);
 

@@ -1,3 +1,4 @@
+import CLinuxShims
 import Foundation
 import Glibc
 import OpenSSLCrypto
@@ -36,10 +37,17 @@ final class SessionFileState: @unchecked Sendable {
             hasher = try SHA256Hasher()
         }
 
-        /// Hashes `span`'s bytes from `descriptor`; it must start at `end`.
-        func consume(_ span: ChunkSpan, from descriptor: Int32, buffer: UnsafeMutableRawBufferPointer) throws {
+        /// Hashes `span`'s bytes from `descriptor` (opened with `O_DIRECT`
+        /// when `direct`); it must start at `end`.
+        func consume(_ span: ChunkSpan, from descriptor: Int32, direct: Bool, buffer: UnsafeMutableRawBufferPointer) throws {
             precondition(span.offset == end)
-            try SessionFile.readRange(descriptor, offset: span.offset, count: span.size, buffer: buffer) { try hasher.update($0) }
+            if direct {
+                try SessionFile.readRangeDirect(descriptor, offset: span.offset, count: span.size, buffer: buffer) {
+                    try hasher.update($0)
+                }
+            } else {
+                try SessionFile.readRange(descriptor, offset: span.offset, count: span.size, buffer: buffer) { try hasher.update($0) }
+            }
             end += span.size
             spans.append(span)
         }
@@ -142,15 +150,20 @@ final class SessionFileState: @unchecked Sendable {
     }
 
     /// Hashes acknowledged chunks that continue the running hash, reading
-    /// them back from `path` (they were just written, so from the page cache).
+    /// them back from `path` with `O_DIRECT` where the file system allows
+    /// (most of their bytes were written that way, so they aren't in the page
+    /// cache, and filling it costs more than the disk read).
     /// Called after each acknowledgement; returns at once if another thread
     /// is already hashing, which then also picks up this chunk.
     func advanceHash(path: String) {
         pthread_mutex_lock(&mutex)
         if hashing || sealed || !startProgressIfNeeded() { pthread_mutex_unlock(&mutex); return }
         hashing = true
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SessionFile.ioSize, alignment: 16)
+        var descriptor = minihost_open_for_direct_reads(path)
+        let direct = descriptor >= 0
+        if !direct { descriptor = open(path, O_RDONLY | O_CLOEXEC) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SessionFile.ioSize,
+                                                            alignment: BackgroundWriter.directAlignment)
         defer {
             buffer.deallocate()
             if descriptor >= 0 { close(descriptor) }
@@ -162,7 +175,7 @@ final class SessionFileState: @unchecked Sendable {
         while !sealed, startProgressIfNeeded(), let running = progress, let next = acknowledged[running.end] {
             let started = generation
             pthread_mutex_unlock(&mutex)
-            let failed = (try? running.consume(next, from: descriptor, buffer: buffer)) == nil
+            let failed = (try? running.consume(next, from: descriptor, direct: direct, buffer: buffer)) == nil
             pthread_mutex_lock(&mutex)
             if failed && generation == started { dropProgress() }
         }
@@ -287,6 +300,30 @@ enum SessionFile {
             try readFully(descriptor, offset: position, into: buffer, count: want)
             try body(UnsafeRawBufferPointer(start: buffer.baseAddress, count: want))
             position += Int64(want)
+        }
+    }
+
+    /// ``readRange(_:offset:count:buffer:_:)`` from a descriptor opened with
+    /// `O_DIRECT`: each read starts at an aligned offset and asks for whole
+    /// blocks (the file's end may cut it short), and `body` gets the part
+    /// inside the range. `buffer` must be aligned.
+    static func readRangeDirect(_ descriptor: Int32, offset: Int64, count: Int64, buffer: UnsafeMutableRawBufferPointer,
+                                _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let alignment = Int64(BackgroundWriter.directAlignment)
+        var position = offset
+        let end = offset + count
+        while position < end {
+            let start = position - position % alignment
+            let skip = Int(position - start)
+            let blocks = (end - start + alignment - 1) / alignment * alignment
+            let want = Int(min(Int64(buffer.count), blocks))
+            let got = pread(descriptor, buffer.baseAddress!, want, off_t(start))
+            if got < 0 && errno == EINTR { continue }
+            if got < 0 { throw StorageError.fromErrno("read session file") }
+            let usable = min(got - skip, Int(end - position))
+            if usable <= 0 { throw StorageError(.io, "file ends before \(end)") }
+            try body(UnsafeRawBufferPointer(start: buffer.baseAddress! + skip, count: usable))
+            position += Int64(usable)
         }
     }
 
