@@ -1,9 +1,20 @@
+import Store
+
 /// A dialect's routes: one folder under `Routes/`, registered below.
 protocol DialectRoutes {
     /// The API's name in metrics and logs (`minihost`, `plain`, …).
     static var api: String { get }
     /// Declares the dialect's routes in groups (see ``RouteTable/group(_:prefix:auth:limit:_:)``).
     static func register(in table: inout RouteTable, configuration: ServerConfiguration)
+}
+
+/// Route handlers that answer from the server's shared state.
+protocol ContextRoutes {
+    var context: ServerContext { get }
+}
+
+extension ContextRoutes {
+    var store: MinihostStore { context.store }
 }
 
 extension RouteTable {

@@ -6,12 +6,11 @@ import Store
 /// uploads and downloads, follow-up metadata, publishing to public cache URLs,
 /// and the operator endpoints. Paths and bodies follow `minihost-api.txt`;
 /// errors are JSON `{"error": …}`.
-struct MinihostRoutes: DialectRoutes {
+struct MinihostRoutes: DialectRoutes, ContextRoutes {
     let context: ServerContext
 
     init(_ context: ServerContext) { self.context = context }
 
-    var store: MinihostStore { context.store }
     var configuration: ServerConfiguration { context.configuration }
 
     /// Upload ids: 128 random bits in lowercase hex.

@@ -6,12 +6,11 @@ import Store
 /// The plain dialect (`plain-script-endpoints.txt`): username + password in
 /// the body, secondary passwords scoped to folders, plain-text answers for
 /// curl (`ERR …`), except where the spec answers JSON.
-struct PlainRoutes: DialectRoutes {
+struct PlainRoutes: DialectRoutes, ContextRoutes {
     let context: ServerContext
 
     init(_ context: ServerContext) { self.context = context }
 
-    var store: MinihostStore { context.store }
 
     /// The spec's words when username or password is missing, per route.
     static let missingFields = HTTPErrorResponse(.badRequest, "Missing fields")

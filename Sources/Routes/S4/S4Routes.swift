@@ -10,12 +10,11 @@ import Store
 ///
 /// Keys and local paths travel base64-encoded in the path (``S4Key``), in
 /// a catch-all, since the standard alphabet has `/`.
-struct S4Routes: DialectRoutes {
+struct S4Routes: DialectRoutes, ContextRoutes {
     let context: ServerContext
 
     init(_ context: ServerContext) { self.context = context }
 
-    var store: MinihostStore { context.store }
     var configuration: S4Configuration { context.configuration.s4 }
 
     static let api = "s4"

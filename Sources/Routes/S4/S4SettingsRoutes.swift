@@ -6,12 +6,11 @@ import Store
 /// (``SettingsStore``), with upstream's names, ranges and answers.
 /// `GET /api/settings/s3` describes the storage in use; until minihost can
 /// front another backend, `PUT` refuses with 400 `NotSupported`.
-struct S4SettingsRoutes {
+struct S4SettingsRoutes: ContextRoutes {
     let context: ServerContext
 
     init(_ context: ServerContext) { self.context = context }
 
-    var store: MinihostStore { context.store }
 
     /// A whole-number setting: its stored name, JSON field, range and default.
     struct NumberSetting: Sendable {

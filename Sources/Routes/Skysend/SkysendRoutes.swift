@@ -11,12 +11,11 @@ import Store
 /// `POST /api/upload` is shared with the uploader dialect: a
 /// `multipart/form-data` body is an uploader upload, any other body a
 /// skysend one (``BodyVariant``).
-struct SkysendRoutes: DialectRoutes {
+struct SkysendRoutes: DialectRoutes, ContextRoutes {
     let context: ServerContext
 
     init(_ context: ServerContext) { self.context = context }
 
-    var store: MinihostStore { context.store }
     var configuration: SkysendConfiguration { context.configuration.skysend }
 
     static let api = "skysend"

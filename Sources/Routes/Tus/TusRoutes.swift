@@ -12,12 +12,11 @@ import Store
 /// every byte is in, it is a minihost upload with the same id, downloadable
 /// and publishable like any other. Uploads belong to the API client (scope
 /// `upload`) that created them; another client gets 404.
-struct TusRoutes: DialectRoutes {
+struct TusRoutes: DialectRoutes, ContextRoutes {
     let context: ServerContext
 
     init(_ context: ServerContext) { self.context = context }
 
-    var store: MinihostStore { context.store }
     /// `Tus-Max-Size`: the resumable upload limit (`MINIHOST_MAX_CHUNKED_MB`).
     var maxSize: Int64 { context.configuration.maxChunkedUploadBytes }
 

@@ -11,12 +11,11 @@ import Store
 /// Answers are `{"status": "success", …}`; errors `{"status": "error",
 /// "message": …}` with the documented `errorId` where there is one, and the
 /// token errors of section 1.1 as `{"status": "error", "auth_error": {…}}`.
-struct UploaderRoutes: DialectRoutes {
+struct UploaderRoutes: DialectRoutes, ContextRoutes {
     let context: ServerContext
 
     init(_ context: ServerContext) { self.context = context }
 
-    var store: MinihostStore { context.store }
     var configuration: UploaderConfiguration { context.configuration.uploader }
 
     static let api = "uploader"
