@@ -86,6 +86,7 @@ let package = Package(
         ),
         .testTarget(name: "OpenSSLCryptoTests", dependencies: ["OpenSSLCrypto"]),
         .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"]),
+        .testTarget(name: "FCGIAppTests", dependencies: ["FCGIApp"]),
         .testTarget(name: "StoreTests", dependencies: [
             "Store", "MinihostTesting", "OpenSSLCrypto", "CLinuxShims", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
