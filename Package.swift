@@ -86,7 +86,6 @@ let package = Package(
         ),
         .testTarget(name: "OpenSSLCryptoTests", dependencies: ["OpenSSLCrypto"]),
         .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"]),
-        .testTarget(name: "FCGIAppTests", dependencies: ["FCGIApp"]),
         .testTarget(name: "StoreTests", dependencies: [
             "Store", "MinihostTesting", "OpenSSLCrypto", "CLinuxShims", .product(name: "GRDB", package: "GRDB.swift"),
         ]),

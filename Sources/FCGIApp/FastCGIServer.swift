@@ -20,10 +20,8 @@ public struct RequestOutcome: Sendable {
     public var duration: Duration
 }
 
-/// The worker pool: N threads, each handling one request at a time,
-/// synchronously. One idle thread at a time blocks in `FCGX_Accept_r` on the
-/// shared listening socket; the others wait for that turn, last idle first
-/// (``AcceptTurn``).
+/// The worker pool: N threads, each blocking in `FCGX_Accept_r` on one shared
+/// listening socket and handling one request at a time, synchronously.
 ///
 /// Blocking threads rather than Swift concurrency: libfcgi's streams block, and
 /// a request body read from a slow client must not stall a cooperative pool.
@@ -62,7 +60,6 @@ public final class FastCGIServer: @unchecked Sendable {
     private let logger: Logger
     private var socket: ListeningSocket?
     private let threads = WorkerThreads()
-    private let turn = AcceptTurn()
 
     public init(configuration: Configuration, logger: Logger, observer: RequestObserver? = nil,
                 responder: @escaping Responder) {
@@ -110,7 +107,6 @@ public final class FastCGIServer: @unchecked Sendable {
         guard let socket else { return true }
         threads.stopping = true
         FCGX_ShutdownPending()
-        turn.close()
         let finished = threads.waitUntilNone(timeout: configuration.shutdownGracePeriod) {
             threads.signalAll(AcceptInterruption.signal)
         }
@@ -130,15 +126,12 @@ public final class FastCGIServer: @unchecked Sendable {
             return
         }
         let writer = FastCGIResponseWriter(fileServing: configuration.fileServing, logger: logger)
-        let waiter = AcceptTurn.Waiter()
         while !threads.stopping {
-            guard turn.take(waiter) else { break }
             AcceptInterruption.unblock()
             let accepted = FCGX_Accept_r(&request)
             // Blocked again while a request is handled: a read interrupted
             // by the signal would break the request.
             AcceptInterruption.block()
-            turn.pass()
             if accepted < 0 {
                 if threads.stopping { break }
                 // EMFILE and the like pass; a thread that gave up here would
