@@ -54,6 +54,19 @@ import Testing
         #expect(fixture.store.closeIdleReaders() == 1)
     }
 
+    @Test func readsOneAfterAnotherOnNewThreadsShareOneConnection() throws {
+        let fixture = try TemporaryStore()
+        let upload = try fixture.upload(Array("kept".utf8))
+        fixture.store.closeIdleReaders()
+        let store = fixture.store, id = upload.id
+        for _ in 0..<8 {
+            let thread = Thread { _ = try? store.upload(id: id, owner: .apiClient("app")) }
+            thread.start()
+            while !thread.isFinished { usleep(1000) }
+        }
+        #expect(fixture.store.closeIdleReaders() == 1)
+    }
+
     @Test func clientSecretsAreHashedAndCheckedExactly() throws {
         let fixture = try TemporaryStore()
         let secret = try fixture.store.clients.create(key: "app", scopes: ["upload", "download"])

@@ -3,12 +3,12 @@ import Glibc
 import Synchronization
 
 /// The SQLite side of the store, shared by the core and every side store:
-/// one writer (GRDB's `DatabasePool`), a read-only connection per thread
-/// (``ThreadLocalReaders``), and transactions whose GRDB errors come out as
+/// one writer (GRDB's `DatabasePool`), read-only connections lent to each
+/// read (``ReadConnections``), and transactions whose GRDB errors come out as
 /// ``StorageError``, so nothing above the store sees GRDB.
 final class StoreDatabase: Sendable {
     let pool: DatabasePool
-    private let readers: ThreadLocalReaders
+    private let readers: ReadConnections
     /// Times a statement found another connection's lock and waited (metrics).
     let busyRetries: BusyCounter
 
@@ -39,7 +39,7 @@ final class StoreDatabase: Sendable {
                 return pool
             }
         }
-        readers = ThreadLocalReaders(path: directory.databasePath, configuration: sqlite)
+        readers = ReadConnections(path: directory.databasePath, configuration: sqlite)
     }
 
     /// SQLite's own busy timeout (its back-off, 15 s in all), counting each
@@ -59,11 +59,11 @@ final class StoreDatabase: Sendable {
         }
     }
 
-    /// Closes the read connections no thread is using (see ``ThreadLocalReaders``).
+    /// Closes the read connections no read is using (see ``ReadConnections``).
     @discardableResult
     func closeIdleReaders() -> Int { readers.closeIdle() }
 
-    /// Reads on the calling thread's own connection (see ``ThreadLocalReaders``).
+    /// Reads on a connection of its own for the read (see ``ReadConnections``).
     func read<T>(_ body: (Database) throws -> T) throws -> T {
         try StorageError.translating { try readers.read(body) }
     }
