@@ -16,7 +16,7 @@ extension PublicTree {
     /// What the installed index reflects, as given to ``installIndex(_:stamp:)``.
     public func installedIndexStamp() -> String? {
         guard FileSystem.isDirectory(currentIndexPath) || FileSystem.exists(currentIndexPath),
-              let text = try? String(contentsOfFile: indexStampPath) else { return nil }
+              let text = try? String(contentsOfFile: indexStampPath, encoding: .utf8) else { return nil }
         return text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
