@@ -232,10 +232,19 @@ class ReferenceNginx:
     def __init__(self, root: Path):
         self.port = free_port()
         self.root = root
-        prefix = root / "nginx"
+        self.prefix = prefix = root / "nginx"
         (root / "www" / "static").mkdir(parents=True, exist_ok=True)
         prefix.mkdir(parents=True, exist_ok=True)
+        self._write_config([])
+        self.process = subprocess.Popen(["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e",
+                                         str(prefix / "error.log")], start_new_session=True)
+        time.sleep(0.5)
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def _write_config(self, headers):
+        prefix, root = self.prefix, self.root
         user = "user root root;" if os.geteuid() == 0 else ""
+        added = "".join(f"add_header {name} {value} always; " for name, value in headers)
         (prefix / "nginx.conf").write_text(f"""
 daemon off; worker_processes 2; pid {prefix}/nginx.pid; error_log {prefix}/error.log; {user}
 events {{ worker_connections 4096; }}
@@ -250,13 +259,17 @@ http {{
     client_max_body_size 0;
     location /dav/ {{ dav_methods PUT; create_full_put_path on; }}
     location /static/ {{ open_file_cache max=1000 inactive=60s; }}
+    location /static-headers/ {{ alias {root}/www/static/; open_file_cache max=1000 inactive=60s; {added}}}
   }}
 }}
 """)
-        self.process = subprocess.Popen(["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e",
-                                         str(prefix / "error.log")], start_new_session=True)
-        time.sleep(0.5)
-        self.base = f"http://127.0.0.1:{self.port}"
+
+    def send_headers(self, headers):
+        """Makes `/static-headers/` serve the static files with `headers`
+        ((name, nginx value) pairs) added, as a public route adds its own."""
+        self._write_config(headers)
+        os.kill(self.process.pid, signal.SIGHUP)
+        time.sleep(1)
 
     def stop(self):
         os.kill(self.process.pid, signal.SIGQUIT)
