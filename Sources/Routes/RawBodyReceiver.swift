@@ -7,7 +7,11 @@ import Store
 /// abandoned before the error reaches the caller: nothing half-written is kept.
 public struct RawBodyReceiver {
     public let maxBytes: Int64
-    public var bufferSize = 256 * 1024
+    /// Below malloc's mmap threshold (128 KiB, see `IdleMemoryRelease`), so
+    /// each request reuses its thread's heap instead of touching fresh pages
+    /// (a tus upload sends one request per `PATCH`). libfcgi hands the body
+    /// over 8 KB at a time anyway.
+    public var bufferSize = 64 * 1024
 
     public init(maxBytes: Int64) {
         self.maxBytes = maxBytes

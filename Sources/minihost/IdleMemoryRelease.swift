@@ -5,11 +5,11 @@ import Synchronization
 /// Gives memory back to the system once the worker goes quiet.
 ///
 /// After a busy spell a worker stayed near its peak: 97 MB ten seconds after
-/// the benchmark's mixed load, against 40 MB at start. Most of it was each
-/// thread's SQLite read connection (about 136 KB apiece) and what glibc
-/// keeps in its arenas for reuse. When no request has finished for `quiet`
-/// seconds, and some had since the last time, this closes the idle read
-/// connections and runs `malloc_trim(0)`.
+/// the benchmark's mixed load, against 40 MB at start. Most of it was
+/// SQLite read connections (about 136 KB apiece) and what glibc keeps in
+/// its arenas for reuse. When no request has finished for `quiet` seconds,
+/// and some had since the last time, this runs `release` (idle read
+/// connections, kept upload buffers) and `malloc_trim(0)`.
 final class IdleMemoryRelease: Sendable {
     private let finished = Atomic<Int>(0)
     /// Blocks from this size up get pages of their own, given back whole

@@ -75,7 +75,7 @@ final class WorkerRuntime: Sendable {
         }
         try server.start()
         let store = self.store
-        memory.start { store.closeIdleReaders() }
+        memory.start { store.releaseIdleMemory() }
         let logger = self.logger
         Thread.detachNewThread {
             while true {

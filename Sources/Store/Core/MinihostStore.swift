@@ -50,11 +50,17 @@ public final class MinihostStore: Sendable {
         try db.write { try generation.advance($0) }
     }
 
-    /// Closes the read connections no thread is using, for a server that
-    /// went quiet; each thread opens its own again on its next read.
-    /// Returns how many it closed.
+    /// Closes the read connections no read is using, for a server that
+    /// went quiet; the next read opens one again. Returns how many it closed.
     @discardableResult
     public func closeIdleReaders() -> Int { db.closeIdleReaders() }
+
+    /// What a server that went quiet can give back: idle read connections
+    /// and the upload buffers kept for the next upload (``UploadBuffers``).
+    public func releaseIdleMemory() {
+        closeIdleReaders()
+        UploadBuffers.shared.release()
+    }
 
     // The stores beside the core, one per kind of credential or owner, and
     // one per dialect that keeps attributes of its own. Each is a view over

@@ -21,10 +21,9 @@ import OpenSSLCrypto
 /// refuses `O_DIRECT`) is written through the page cache as before; the
 /// final fsync makes either durable.
 final class BackgroundWriter: @unchecked Sendable {
-    static let bufferSize = 1 << 20
-    /// Offsets, lengths and memory of `O_DIRECT` writes are multiples of
-    /// this (the largest logical block size in common use).
-    static let directAlignment = 4096
+    static let bufferSize = UploadBuffers.size
+    /// Offsets, lengths and memory of `O_DIRECT` writes are multiples of this.
+    static let directAlignment = UploadBuffers.alignment
 
     private let descriptor: Int32
     /// Writeback starts every this many bytes, so the final fsync waits for
@@ -67,11 +66,10 @@ final class BackgroundWriter: @unchecked Sendable {
         if offset % Int64(Self.directAlignment) == 0 {
             let directDescriptor = minihost_reopen_for_direct_writes(descriptor)
             if directDescriptor >= 0 {
-                direct = (directDescriptor, .allocate(byteCount: Self.bufferSize, alignment: Self.directAlignment))
+                direct = (directDescriptor, UploadBuffers.shared.takeAligned())
             }
         }
-        spare = [[UInt8](), [UInt8]()]
-        for index in spare.indices { spare[index].reserveCapacity(Self.bufferSize) }
+        spare = [UploadBuffers.shared.takeArray(), UploadBuffers.shared.takeArray()]
         let thread = Thread { [self] in run() }
         thread.name = "blob-writer"
         thread.start()
@@ -79,6 +77,9 @@ final class BackgroundWriter: @unchecked Sendable {
 
     deinit {
         stopDirectWrites()
+        // The helper has ended (it holds the writer until then): every
+        // buffer here is free to reuse.
+        for buffer in spare + pending { UploadBuffers.shared.giveBack(buffer) }
         pthread_cond_destroy(&changed)
         pthread_mutex_destroy(&mutex)
     }
@@ -180,7 +181,7 @@ final class BackgroundWriter: @unchecked Sendable {
     private func stopDirectWrites() {
         guard let direct else { return }
         close(direct.descriptor)
-        direct.buffer.deallocate()
+        UploadBuffers.shared.giveBack(aligned: direct.buffer)
         self.direct = nil
     }
 

@@ -122,7 +122,7 @@ public final class BlobWriter {
     private var descriptor: Int32
     private let hasher: SHA256Hasher
     private var done = false
-    private var buffer: [UInt8] = []
+    private var buffer = UploadBuffers.shared.takeArray()
     private var background: BackgroundWriter?
 
     init(temporaryDirectory: String) throws {
@@ -158,15 +158,17 @@ public final class BlobWriter {
     /// file belongs to the ``CompletedBlob``.
     public func finish() throws -> CompletedBlob {
         if let background {
-            if !buffer.isEmpty { try background.submit(buffer) }
+            if !buffer.isEmpty { try background.submit(buffer) } else { UploadBuffers.shared.giveBack(buffer) }
             buffer = []
             try background.drain()
             self.background = nil
-        } else if !buffer.isEmpty {
+        } else {
             try buffer.withUnsafeBytes { bytes in
                 try hasher.update(bytes)
                 try Self.writeAll(descriptor, bytes)
             }
+            UploadBuffers.shared.giveBack(buffer)
+            buffer = []
         }
         if fsync(descriptor) != 0 { throw StorageError.fromErrno("fsync temporary file") }
         if close(descriptor) != 0 { descriptor = -1; throw StorageError.fromErrno("close temporary file") }
@@ -181,6 +183,8 @@ public final class BlobWriter {
         done = true
         background?.cancel()
         background = nil
+        UploadBuffers.shared.giveBack(buffer)
+        buffer = []
         if descriptor >= 0 { close(descriptor); descriptor = -1 }
         unlink(temporaryPath)
     }

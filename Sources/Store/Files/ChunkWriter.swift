@@ -27,7 +27,7 @@ public final class ChunkWriter {
         let offset: Int64
         let capacity: Int64
         /// Bytes not yet handed to the helper, which follow `submitted`.
-        var buffer: [UInt8] = []
+        var buffer = UploadBuffers.shared.takeArray()
         var submitted: Int64 = 0
         var background: BackgroundWriter?
 
@@ -117,15 +117,20 @@ public final class ChunkWriter {
             if !slot.buffer.isEmpty {
                 try background.submit(slot.buffer)
                 slot.submitted += Int64(slot.buffer.count)
-                slot.buffer = []
+            } else {
+                UploadBuffers.shared.giveBack(slot.buffer)
             }
+            slot.buffer = []
             slot.background = nil
             try background.drain()
-        } else if !slot.buffer.isEmpty {
-            try slot.state.beginWrite()
-            defer { slot.state.endWrite() }
-            try slot.buffer.withUnsafeBytes { try SessionFile.writeAll(slot.descriptor, $0, at: slot.offset + slot.submitted) }
-            slot.submitted += Int64(slot.buffer.count)
+        } else {
+            if !slot.buffer.isEmpty {
+                try slot.state.beginWrite()
+                defer { slot.state.endWrite() }
+                try slot.buffer.withUnsafeBytes { try SessionFile.writeAll(slot.descriptor, $0, at: slot.offset + slot.submitted) }
+                slot.submitted += Int64(slot.buffer.count)
+            }
+            UploadBuffers.shared.giveBack(slot.buffer)
             slot.buffer = []
         }
     }
@@ -173,6 +178,8 @@ public final class ChunkWriter {
         case .slot(let slot):
             slot.background?.cancel()
             slot.background = nil
+            UploadBuffers.shared.giveBack(slot.buffer)
+            slot.buffer = []
             close(slot.descriptor)
             slot.state.release(index)
         case .ownFile(let writer):

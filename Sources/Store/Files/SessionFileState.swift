@@ -162,10 +162,9 @@ final class SessionFileState: @unchecked Sendable {
         var descriptor = minihost_open_for_direct_reads(path)
         let direct = descriptor >= 0
         if !direct { descriptor = open(path, O_RDONLY | O_CLOEXEC) }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SessionFile.ioSize,
-                                                            alignment: BackgroundWriter.directAlignment)
+        let buffer = UploadBuffers.shared.takeAligned()
         defer {
-            buffer.deallocate()
+            UploadBuffers.shared.giveBack(aligned: buffer)
             if descriptor >= 0 { close(descriptor) }
             hashing = false
             pthread_cond_broadcast(&changed)
