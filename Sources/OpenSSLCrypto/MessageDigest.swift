@@ -26,7 +26,21 @@ public final class MessageDigest {
         self.context = context
     }
 
+    private init(context: OpaquePointer) {
+        self.context = context
+    }
+
     deinit { EVP_MD_CTX_free(context) }
+
+    /// A second digest that has seen the same bytes; each goes on alone.
+    public func copy() throws -> MessageDigest {
+        guard let copied = EVP_MD_CTX_new() else { throw CryptoError(.digest) }
+        guard EVP_MD_CTX_copy_ex(copied, context) == 1 else {
+            EVP_MD_CTX_free(copied)
+            throw CryptoError(.digest)
+        }
+        return MessageDigest(context: copied)
+    }
 
     public func update(_ bytes: UnsafeRawBufferPointer) throws {
         guard bytes.count > 0 else { return }

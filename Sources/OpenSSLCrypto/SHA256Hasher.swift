@@ -9,6 +9,15 @@ public final class SHA256Hasher {
         digest = try MessageDigest(.sha256)
     }
 
+    private init(digest: MessageDigest) {
+        self.digest = digest
+    }
+
+    /// A second hasher that has seen the same bytes; each goes on alone.
+    public func copy() throws -> SHA256Hasher {
+        SHA256Hasher(digest: try digest.copy())
+    }
+
     public func update(_ bytes: UnsafeRawBufferPointer) throws {
         try digest.update(bytes)
     }

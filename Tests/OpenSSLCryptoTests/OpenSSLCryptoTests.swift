@@ -20,6 +20,16 @@ import Testing
         #expect(Hex.encode(try hasher.finalize()) == whole)
     }
 
+    @Test func aCopiedHasherGoesOnAloneFromTheSameState() throws {
+        let hasher = try SHA256Hasher()
+        try hasher.update(Array("ab".utf8))
+        let copy = try hasher.copy()
+        try copy.update(Array("c".utf8))
+        try hasher.update(Array("x".utf8))
+        #expect(Hex.encode(try copy.finalize()) == (try SHA256Hasher.hexDigest(of: Array("abc".utf8))))
+        #expect(Hex.encode(try hasher.finalize()) == (try SHA256Hasher.hexDigest(of: Array("abx".utf8))))
+    }
+
     @Test func hmacMatchesRFC4231TestCase2() throws {
         let mac = try HMACSHA256.authenticate(Array("what do ya want for nothing?".utf8), key: Array("Jefe".utf8))
         #expect(Hex.encode(mac) == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")

@@ -186,6 +186,50 @@ import Testing
         #expect(try stored(after, upload) == bytes)
     }
 
+    /// Writes `bytes` as the next append (tus), as a client sends it.
+    func append(_ store: MinihostStore, _ session: UploadSession, _ bytes: ArraySlice<UInt8>) throws {
+        let position = try store.appendPosition(ofSession: session.id)
+        let writer = try store.makeAppendWriter(sessionId: session.id, index: position.index, offset: position.offset,
+                                                capacity: session.declaredSize - position.offset)
+        #expect(writer.isInPlace)
+        for start in stride(from: bytes.startIndex, to: bytes.endIndex, by: 65536) {
+            try Array(bytes[start..<min(bytes.endIndex, start + 65536)]).withUnsafeBytes { try writer.write($0) }
+        }
+        try store.acceptChunk(writer)
+    }
+
+    @Test func appendsInOrderAreHashedAsWrittenNotReadBack() throws {
+        let fixture = try TemporaryStore()
+        // Through the helper thread (over 1 MiB) and inline (under), aligned and not.
+        let sizes = [3 << 19, 5000, 1 << 20, 70_000, 2 << 20]
+        let bytes = data(sizes.reduce(0, +))
+        let session = try open(fixture.store, size: bytes.count)
+        var offset = 0
+        for size in sizes {
+            try append(fixture.store, session, bytes[offset..<(offset + size)])
+            offset += size
+        }
+        let state = try #require(fixture.store.sessionFiles.existingState(for: session.id))
+        let upload = try finish(fixture.store, session)
+        #expect(state.bytesReadBack == 0)
+        #expect(upload.sha256 == (try SHA256Hasher.hexDigest(of: bytes)))
+        #expect(try stored(fixture.store, upload) == bytes)
+    }
+
+    @Test func chunksOutOfOrderAreReadBackForTheSameHash() throws {
+        let fixture = try TemporaryStore()
+        let bytes = data(4 * slot)
+        let session = try open(fixture.store, size: bytes.count)
+        for index in [0, 2, 1, 3] { try send(fixture.store, session, index, bytes[(index * slot)..<((index + 1) * slot)]) }
+        let state = try #require(fixture.store.sessionFiles.existingState(for: session.id))
+        let upload = try finish(fixture.store, session)
+        // 0 and 1 were hashed as written; 2 came before its turn, and 3
+        // while the pass that read 2 back may still have been running.
+        #expect(state.bytesReadBack >= Int64(slot))
+        #expect(upload.sha256 == (try SHA256Hasher.hexDigest(of: bytes)))
+        #expect(try stored(fixture.store, upload) == bytes)
+    }
+
     @Test func theRunningHashFollowsAcknowledgedChunks() throws {
         let fixture = try TemporaryStore()
         let bytes = data(4 * slot)

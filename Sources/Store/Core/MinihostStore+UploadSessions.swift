@@ -162,13 +162,16 @@ extension MinihostStore {
         switch completed {
         case .ownFile(let blob):
             try acceptChunk(sessionId: writer.sessionId, index: writer.index, file: blob, now: now)
-        case .inPlace(let span, let state):
+        case .inPlace(let span, let state, let continuation):
             defer { state.release(span.index) }
             try recordChunk(sessionId: writer.sessionId, index: span.index, size: span.size, now: now) { _ in
                 UploadSessionChunk(sessionId: writer.sessionId, chunkIndex: span.index, size: span.size,
                                    sha256: nil, fileOffset: span.offset)
             }
-            state.acknowledge(span)
+            // Hashed as written when it came in order; otherwise the pass
+            // reads it back. Either way the pass goes on to chunks that
+            // arrived early.
+            state.acknowledge(span, hashedWith: continuation)
             state.advanceHashSoon(path: sessionDataPath(writer.sessionId))
         }
     }

@@ -30,6 +30,8 @@ final class BackgroundWriter: @unchecked Sendable {
     /// the last few, not the whole file.
     private let writebackStep: Int64
     private let hasher: SHA256Hasher?
+    /// What the file is, for errors.
+    private let file: String
     /// Where the first byte goes in the file.
     private let offset: Int64
     /// Around each write, on the helper thread: a session file refuses writes
@@ -53,11 +55,12 @@ final class BackgroundWriter: @unchecked Sendable {
     /// Bytes written with `O_DIRECT` (for tests).
     private(set) var directlyWritten: Int64 = 0
 
-    init(descriptor: Int32, hasher: SHA256Hasher?, offset: Int64 = 0, writebackStep: Int64 = 8 << 20,
-         beginWrite: @escaping () throws -> Void = {}, endWrite: @escaping () -> Void = {}) {
+    init(descriptor: Int32, hasher: SHA256Hasher?, file: String = "temporary file", offset: Int64 = 0,
+         writebackStep: Int64 = 8 << 20, beginWrite: @escaping () throws -> Void = {}, endWrite: @escaping () -> Void = {}) {
         self.descriptor = descriptor
         self.writebackStep = writebackStep
         self.hasher = hasher
+        self.file = file
         self.offset = offset
         self.beginWrite = beginWrite
         self.endWrite = endWrite
@@ -152,7 +155,6 @@ final class BackgroundWriter: @unchecked Sendable {
     /// Aligned whole blocks from the aligned buffer with `O_DIRECT`; anything
     /// else, or whatever a direct write left, through the page cache.
     private func write(_ bytes: UnsafeRawBufferPointer, at position: Int64) throws {
-        let file = hasher == nil ? "session file" : "temporary file"
         var done = 0
         if let direct, position % Int64(Self.directAlignment) == 0, bytes.count % Self.directAlignment == 0,
            bytes.count <= direct.buffer.count {

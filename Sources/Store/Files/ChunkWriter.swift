@@ -30,12 +30,16 @@ public final class ChunkWriter {
         var buffer = UploadBuffers.shared.takeArray()
         var submitted: Int64 = 0
         var background: BackgroundWriter?
+        /// The session's running hash, carried on through these bytes as
+        /// they are written when the slot starts where the hash has got.
+        var continuation: SessionFileState.Continuation?
 
         init(state: SessionFileState, descriptor: Int32, offset: Int64, capacity: Int64) {
             self.state = state
             self.descriptor = descriptor
             self.offset = offset
             self.capacity = capacity
+            continuation = state.continuation(at: offset)
         }
     }
 
@@ -47,7 +51,7 @@ public final class ChunkWriter {
 
     /// Fsync'd bytes, ready to record.
     enum Completed {
-        case inPlace(ChunkSpan, SessionFileState)
+        case inPlace(ChunkSpan, SessionFileState, SessionFileState.Continuation?)
         case ownFile(CompletedBlob)
     }
 
@@ -100,7 +104,8 @@ public final class ChunkWriter {
             let state = slot.state
             // Each chunk ends in an fsync before it is acknowledged: writeback
             // every MiB leaves that fsync little to wait for.
-            slot.background = BackgroundWriter(descriptor: slot.descriptor, hasher: nil, offset: slot.offset,
+            slot.background = BackgroundWriter(descriptor: slot.descriptor, hasher: slot.continuation?.hasher,
+                                               file: "session file", offset: slot.offset,
                                                writebackStep: 1 << 20,
                                                beginWrite: { try state.beginWrite() }, endWrite: { state.endWrite() })
         }
@@ -127,7 +132,10 @@ public final class ChunkWriter {
             if !slot.buffer.isEmpty {
                 try slot.state.beginWrite()
                 defer { slot.state.endWrite() }
-                try slot.buffer.withUnsafeBytes { try SessionFile.writeAll(slot.descriptor, $0, at: slot.offset + slot.submitted) }
+                try slot.buffer.withUnsafeBytes { bytes in
+                    try slot.continuation?.hasher.update(bytes)
+                    try SessionFile.writeAll(slot.descriptor, bytes, at: slot.offset + slot.submitted)
+                }
                 slot.submitted += Int64(slot.buffer.count)
             }
             UploadBuffers.shared.giveBack(slot.buffer)
@@ -162,7 +170,7 @@ public final class ChunkWriter {
             if fdatasync(slot.descriptor) != 0 { throw StorageError.fromErrno("fsync session file") }
             close(slot.descriptor)
             target = .done
-            return .inPlace(ChunkSpan(index: index, offset: slot.offset, size: size), slot.state)
+            return .inPlace(ChunkSpan(index: index, offset: slot.offset, size: size), slot.state, slot.continuation)
         case .ownFile(let writer):
             let blob = try writer.finish()
             target = .done

@@ -29,12 +29,21 @@ final class SessionFileState: @unchecked Sendable {
         let start: Int64
         private(set) var end: Int64
         private(set) var spans: [ChunkSpan] = []
-        let hasher: SHA256Hasher
+        private(set) var hasher: SHA256Hasher
 
         init(start: Int64) throws {
             self.start = start
             end = start
             hasher = try SHA256Hasher()
+        }
+
+        /// Takes `hasher`, which went on from this one's state through
+        /// `span`'s bytes as they were written; `span` must start at `end`.
+        func adopt(_ hasher: SHA256Hasher, through span: ChunkSpan) {
+            precondition(span.offset == end)
+            self.hasher = hasher
+            end += span.size
+            spans.append(span)
         }
 
         /// Hashes `span`'s bytes from `descriptor` (opened with `O_DIRECT`
@@ -68,6 +77,17 @@ final class SessionFileState: @unchecked Sendable {
     /// unlocked knows its result is stale.
     private var generation = 0
     private(set) var lastUsed = FileSystem.now()
+    /// Bytes the running hash read back from the file (for tests).
+    private(set) var bytesReadBack: Int64 = 0
+
+    /// The running hash, copied for a writer whose chunk starts exactly
+    /// where the hash has got: it hashes its bytes as they are written, and
+    /// ``acknowledge(_:hashedWith:)`` takes the result instead of reading
+    /// them back. Stale (and ignored) if the hash was dropped meanwhile.
+    struct Continuation {
+        let hasher: SHA256Hasher
+        fileprivate let generation: Int
+    }
 
     init(acknowledged spans: [ChunkSpan]) {
         pthread_mutex_init(&mutex, nil)
@@ -124,13 +144,42 @@ final class SessionFileState: @unchecked Sendable {
         }
     }
 
-    /// Records an acknowledged in-place chunk. Chunk 0 arriving after a hash
-    /// was started at chunk 1 (a client counting from 0 whose first chunk came
-    /// late) restarts the hash from the file's start.
-    func acknowledge(_ span: ChunkSpan) {
+    /// A ``Continuation`` for a chunk written at `offset`, or nil when the
+    /// running hash isn't exactly there (a chunk out of order, a hash pass
+    /// reading meanwhile): that chunk is read back after it is acknowledged.
+    func continuation(at offset: Int64) -> Continuation? {
+        locked {
+            guard !sealed, !hashing else { return nil }
+            if let progress {
+                guard progress.end == offset, acknowledged[offset] == nil,
+                      let copy = try? progress.hasher.copy() else { return nil }
+                return Continuation(hasher: copy, generation: generation)
+            }
+            guard offset == 0, acknowledged[0] == nil, let fresh = try? SHA256Hasher() else { return nil }
+            return Continuation(hasher: fresh, generation: generation)
+        }
+    }
+
+    /// Records an acknowledged in-place chunk, and takes `continuation` as
+    /// the running hash if it still follows on (true: nothing to read back).
+    /// Chunk 0 arriving after a hash was started at chunk 1 (a client
+    /// counting from 0 whose first chunk came late) restarts the hash from
+    /// the file's start.
+    @discardableResult
+    func acknowledge(_ span: ChunkSpan, hashedWith continuation: Continuation? = nil) -> Bool {
         locked {
             acknowledged[span.offset] = span
             if span.offset == 0, let progress, progress.start != 0 { dropProgress() }
+            guard let continuation, continuation.generation == generation, !sealed, !hashing else { return false }
+            if let progress {
+                guard progress.end == span.offset else { return false }
+                progress.adopt(continuation.hasher, through: span)
+            } else {
+                guard span.offset == 0, let fresh = try? HashProgress(start: 0) else { return false }
+                fresh.adopt(continuation.hasher, through: span)
+                progress = fresh
+            }
+            return true
         }
     }
 
@@ -176,6 +225,7 @@ final class SessionFileState: @unchecked Sendable {
             pthread_mutex_unlock(&mutex)
             let failed = (try? running.consume(next, from: descriptor, direct: direct, buffer: buffer)) == nil
             pthread_mutex_lock(&mutex)
+            if !failed { bytesReadBack += next.size }
             if failed && generation == started { dropProgress() }
         }
     }
