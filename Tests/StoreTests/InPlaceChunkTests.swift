@@ -198,6 +198,16 @@ import Testing
         try store.acceptChunk(writer)
     }
 
+    /// Finishes the session, checks the upload holds `bytes` under their
+    /// SHA-256, and returns how many bytes the running hash read back.
+    func finishReadingBack(_ store: MinihostStore, _ session: UploadSession, expecting bytes: [UInt8]) throws -> Int64 {
+        let state = try #require(store.sessionFiles.existingState(for: session.id))
+        let upload = try finish(store, session)
+        #expect(upload.sha256 == (try SHA256Hasher.hexDigest(of: bytes)))
+        #expect(try stored(store, upload) == bytes)
+        return state.bytesReadBack
+    }
+
     @Test func appendsInOrderAreHashedAsWrittenNotReadBack() throws {
         let fixture = try TemporaryStore()
         // Through the helper thread (over 1 MiB) and inline (under), aligned and not.
@@ -209,11 +219,7 @@ import Testing
             try append(fixture.store, session, bytes[offset..<(offset + size)])
             offset += size
         }
-        let state = try #require(fixture.store.sessionFiles.existingState(for: session.id))
-        let upload = try finish(fixture.store, session)
-        #expect(state.bytesReadBack == 0)
-        #expect(upload.sha256 == (try SHA256Hasher.hexDigest(of: bytes)))
-        #expect(try stored(fixture.store, upload) == bytes)
+        #expect(try finishReadingBack(fixture.store, session, expecting: bytes) == 0)
     }
 
     @Test func chunksOutOfOrderAreReadBackForTheSameHash() throws {
@@ -221,13 +227,9 @@ import Testing
         let bytes = data(4 * slot)
         let session = try open(fixture.store, size: bytes.count)
         for index in [0, 2, 1, 3] { try send(fixture.store, session, index, bytes[(index * slot)..<((index + 1) * slot)]) }
-        let state = try #require(fixture.store.sessionFiles.existingState(for: session.id))
-        let upload = try finish(fixture.store, session)
         // 0 and 1 were hashed as written; 2 came before its turn, and 3
         // while the pass that read 2 back may still have been running.
-        #expect(state.bytesReadBack >= Int64(slot))
-        #expect(upload.sha256 == (try SHA256Hasher.hexDigest(of: bytes)))
-        #expect(try stored(fixture.store, upload) == bytes)
+        #expect(try finishReadingBack(fixture.store, session, expecting: bytes) >= Int64(slot))
     }
 
     @Test func theRunningHashFollowsAcknowledgedChunks() throws {
