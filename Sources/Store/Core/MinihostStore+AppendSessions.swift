@@ -10,8 +10,17 @@ import Glibc
 extension MinihostStore {
     /// Where the next write goes: the bytes acknowledged so far and the next chunk index.
     public func appendPosition(ofSession id: String) throws -> (offset: Int64, index: Int64) {
-        let chunks = try chunks(ofSession: id)
-        return (chunks.reduce(0) { $0 + $1.size }, (chunks.map(\.chunkIndex).max() ?? -1) + 1)
+        try read { try appendPosition(ofSession: id, $0) }
+    }
+
+    /// One aggregate row, not every chunk's record: a tus upload asks before
+    /// each `PATCH`, and decoding its 60 records took half a millisecond.
+    func appendPosition(ofSession id: String, _ db: Database) throws -> (offset: Int64, index: Int64) {
+        let row = try Row.fetchOne(db, sql: """
+            SELECT COALESCE(SUM(size), 0), COALESCE(MAX(chunk_index), -1) + 1
+            FROM minihost_upload_session_chunks WHERE session_id = ?
+            """, arguments: [id])
+        return (row?[0] ?? 0, row?[1] ?? 0)
     }
 
     /// A writer for chunk `index`, `offset` bytes into the session file,

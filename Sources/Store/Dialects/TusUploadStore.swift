@@ -67,12 +67,13 @@ public struct TusUploadStore: Sendable {
 
     /// The upload `id` of `owner`; nil when unknown, another owner's, or expired unfinished.
     public func upload(id: String, owner: Owner, now: Date = Date()) throws -> TusUpload? {
-        if let session = try store.session(id: id, now: now), session.owner == owner, session.state != .completed {
-            guard let terms = session.decodedOptions(as: TusUploadTerms.self) else { return nil }
-            let position = try store.appendPosition(ofSession: id)
-            return .open(session, terms, offset: position.offset, nextIndex: position.index)
-        }
-        return try store.db.read { db in
+        try store.read { db in
+            if let session = try UploadSession.fetchOne(db, key: id), session.state != .completed {
+                guard session.owner == owner, session.expiresAt > now,
+                      let terms = session.decodedOptions(as: TusUploadTerms.self) else { return nil }
+                let position = try store.appendPosition(ofSession: id, db)
+                return .open(session, terms, offset: position.offset, nextIndex: position.index)
+            }
             guard let upload = try Upload.fetchOne(db, key: id), upload.owner == owner, upload.state == .ready,
                   let attributes = try TusUploadAttributes.fetchOne(db, key: id) else { return nil }
             return .finished(upload, attributes)
