@@ -2,6 +2,7 @@ import CLinuxShims
 import Foundation
 import Glibc
 import MinihostTesting
+import OpenSSLCrypto
 import Testing
 @testable import Store
 
@@ -89,5 +90,54 @@ import Testing
         #expect(throws: StorageError.self) {
             try SessionFile.readRangeDirect(descriptor, offset: Int64(size - 10), count: 20, buffer: buffer) { _ in }
         }
+    }
+
+    /// Writing and hashing run on two helpers: the file is complete when
+    /// `drainWrites` returns, and the hash, once finished, is the SHA-256 of
+    /// exactly those bytes in order.
+    @Test func writesAndTheHashRunSideBySideAndAgree() throws {
+        let fixture = try TemporaryStore()
+        let path = fixture.store.directory.temporaryPath + "/hashed-\(UUID().uuidString)"
+        let descriptor = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        #expect(descriptor >= 0)
+        defer { close(descriptor); unlink(path) }
+        let hasher = try SHA256Hasher()
+        let writer = BackgroundWriter(descriptor: descriptor, hasher: hasher)
+        var expected: [UInt8] = []
+        var memory = Set<UnsafeRawPointer?>()
+        let megabyte = BackgroundWriter.bufferSize
+        for (index, size) in [megabyte, megabyte, megabyte, megabyte, megabyte, 4321].enumerated() {
+            var buffer = try writer.takeBuffer()
+            buffer.append(contentsOf: (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 17 &+ index) })
+            memory.insert(buffer.withUnsafeBytes { $0.baseAddress })
+            expected += buffer
+            try writer.submit(buffer)
+        }
+        try writer.drainWrites()
+        var stored = [UInt8](repeating: 0, count: expected.count + 1)
+        let count = stored.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, 0) }
+        #expect(count == expected.count)
+        #expect(Array(stored[0..<expected.count]) == expected)
+        try writer.finishHashing()
+        #expect(Hex.encode(try hasher.finalize()) == (try SHA256Hasher.hexDigest(of: expected)))
+        // The two buffers were refilled in place: none came back still
+        // shared with a helper (which would have copied it to fresh memory).
+        #expect(memory.count == 2)
+    }
+
+    /// A cancelled writer stops both helpers, whatever is still queued.
+    @Test func cancellingStopsBothHelpers() throws {
+        let fixture = try TemporaryStore()
+        let path = fixture.store.directory.temporaryPath + "/cancelled-\(UUID().uuidString)"
+        let descriptor = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        defer { close(descriptor); unlink(path) }
+        let writer = BackgroundWriter(descriptor: descriptor, hasher: try SHA256Hasher())
+        for _ in 0..<2 {
+            var buffer = try writer.takeBuffer()
+            buffer.append(contentsOf: [UInt8](repeating: 7, count: BackgroundWriter.bufferSize))
+            try writer.submit(buffer)
+        }
+        writer.cancel()  // returns only once both helpers have ended
+        #expect(throws: Never.self) { try writer.finishHashing() }
     }
 }

@@ -162,12 +162,15 @@ extension MinihostStore {
         switch completed {
         case .ownFile(let blob):
             try acceptChunk(sessionId: writer.sessionId, index: writer.index, file: blob, now: now)
-        case .inPlace(let span, let state, let continuation):
+        case .inPlace(let span, let state, var continuation, let hashing):
             defer { state.release(span.index) }
             try recordChunk(sessionId: writer.sessionId, index: span.index, size: span.size, now: now) { _ in
                 UploadSessionChunk(sessionId: writer.sessionId, chunkIndex: span.index, size: span.size,
                                    sha256: nil, fileOffset: span.offset)
             }
+            // The hash ran on beside the fsync and the commit; a hash that
+            // failed leaves the chunk to be read back.
+            if let hashing, (try? hashing.finishHashing()) == nil { continuation = nil }
             // Hashed as written when it came in order; otherwise the pass
             // reads it back. Either way the pass goes on to chunks that
             // arrived early.

@@ -157,10 +157,11 @@ public final class BlobWriter {
     /// Flushes the bytes to disk and returns their address. After this the
     /// file belongs to the ``CompletedBlob``.
     public func finish() throws -> CompletedBlob {
+        let hashing = background
         if let background {
             if !buffer.isEmpty { try background.submit(buffer) } else { UploadBuffers.shared.giveBack(buffer) }
             buffer = []
-            try background.drain()
+            try background.drainWrites()
             self.background = nil
         } else {
             try buffer.withUnsafeBytes { bytes in
@@ -173,6 +174,8 @@ public final class BlobWriter {
         if fsync(descriptor) != 0 { throw StorageError.fromErrno("fsync temporary file") }
         if close(descriptor) != 0 { descriptor = -1; throw StorageError.fromErrno("close temporary file") }
         descriptor = -1
+        // The last megabytes were hashed while the fsync waited.
+        try hashing?.finishHashing()
         let digest = Hex.encode(try hasher.finalize())
         done = true
         return CompletedBlob(temporaryPath: temporaryPath, sha256: digest, size: size)

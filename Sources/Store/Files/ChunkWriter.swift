@@ -33,6 +33,8 @@ public final class ChunkWriter {
         /// The session's running hash, carried on through these bytes as
         /// they are written when the slot starts where the hash has got.
         var continuation: SessionFileState.Continuation?
+        /// The helper still hashing the written bytes into `continuation`.
+        var hashing: BackgroundWriter?
 
         init(state: SessionFileState, descriptor: Int32, offset: Int64, capacity: Int64) {
             self.state = state
@@ -49,9 +51,10 @@ public final class ChunkWriter {
         case done
     }
 
-    /// Fsync'd bytes, ready to record.
+    /// Fsync'd bytes, ready to record. In place, the running hash may still
+    /// be taking them in: `hashing` (if any) finishes it.
     enum Completed {
-        case inPlace(ChunkSpan, SessionFileState, SessionFileState.Continuation?)
+        case inPlace(ChunkSpan, SessionFileState, SessionFileState.Continuation?, hashing: BackgroundWriter?)
         case ownFile(CompletedBlob)
     }
 
@@ -116,7 +119,8 @@ public final class ChunkWriter {
     }
 
     /// Writes what is still buffered and waits for the helper: every byte
-    /// received is then in the file (not yet on disk).
+    /// received is then in the file (not yet on disk). The running hash may
+    /// still be catching up (`slot.hashing`).
     private func flush(_ slot: Slot) throws {
         if let background = slot.background {
             if !slot.buffer.isEmpty {
@@ -127,7 +131,8 @@ public final class ChunkWriter {
             }
             slot.buffer = []
             slot.background = nil
-            try background.drain()
+            try background.drainWrites()
+            slot.hashing = background
         } else {
             if !slot.buffer.isEmpty {
                 try slot.state.beginWrite()
@@ -170,7 +175,8 @@ public final class ChunkWriter {
             if fdatasync(slot.descriptor) != 0 { throw StorageError.fromErrno("fsync session file") }
             close(slot.descriptor)
             target = .done
-            return .inPlace(ChunkSpan(index: index, offset: slot.offset, size: size), slot.state, slot.continuation)
+            return .inPlace(ChunkSpan(index: index, offset: slot.offset, size: size), slot.state, slot.continuation,
+                            hashing: slot.hashing)
         case .ownFile(let writer):
             let blob = try writer.finish()
             target = .done
