@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import MinihostTesting
+import Synchronization
 import Testing
 @testable import Store
 
@@ -21,6 +22,29 @@ import Testing
         #expect(try fixture.store.clients.authenticate(key: "app", secret: secret)?.clientKey == "app")
         #expect(try fixture.store.clients.authenticate(key: "app", secret: secret + "0") == nil)
         #expect(try fixture.store.clients.authenticate(key: "app", secret: String(secret.dropLast())) == nil)
+    }
+
+    /// The kernel hands each request to whichever worker thread is idle: a
+    /// success on one thread is remembered on the others too.
+    @Test func aSuccessIsRememberedOnEveryThread() throws {
+        let fixture = try TemporaryStore()
+        let secret = try fixture.store.clients.create(key: "app", scopes: ["upload"])
+        #expect(try fixture.store.clients.authenticate(key: "app", secret: secret)?.clientKey == "app")
+        try deactivateDirectly("app", in: fixture.store)
+        let store = fixture.store
+        let found = Mutex<[String?]>([])
+        for _ in 0..<3 {
+            let done = DispatchSemaphore(value: 0)
+            let thread = Thread {
+                let key = try? store.clients.authenticate(key: "app", secret: secret)?.clientKey
+                let wrong = try? store.clients.authenticate(key: "app", secret: secret + "0")?.clientKey
+                found.withLock { $0 += [key, wrong] }
+                done.signal()
+            }
+            thread.start()
+            done.wait()
+        }
+        #expect(found.withLock { $0 } == ["app", nil, "app", nil, "app", nil])
     }
 
     @Test func anotherProcessRevokingEndsItAtOnce() throws {

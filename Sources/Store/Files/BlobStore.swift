@@ -114,8 +114,8 @@ public struct BlobStore: Sendable {
 /// hashed as they arrive. Call ``finish()`` to get a ``CompletedBlob``; a writer
 /// dropped without finishing deletes its file.
 ///
-/// The first megabyte is hashed and written inline; past that a
-/// ``BackgroundWriter`` takes over so receiving and writing overlap.
+/// Whole megabytes go to a ``BackgroundWriter`` so receiving, writing and
+/// hashing overlap; a body under a megabyte is written at ``finish()``.
 public final class BlobWriter {
     public let temporaryPath: String
     public private(set) var size: Int64 = 0
