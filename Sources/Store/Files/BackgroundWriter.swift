@@ -138,22 +138,21 @@ final class BackgroundWriter: @unchecked Sendable {
     /// catching up: ``finishHashing()``), and throws the first error a
     /// helper had. No buffer can be submitted after this.
     func drainWrites() throws {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        closing = true
-        pthread_cond_broadcast(&changed)
-        while !writesFinished { pthread_cond_wait(&changed, &mutex) }
-        if let failure { throw failure }
+        try stop(waitingFor: \.writesFinished)
     }
 
     /// After ``drainWrites()``: waits until the hasher has taken in every
     /// byte, and throws the first error a helper had.
     func finishHashing() throws {
+        try stop(waitingFor: \.hashingFinished)
+    }
+
+    private func stop(waitingFor finished: KeyPath<BackgroundWriter, Bool>) throws {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         closing = true
         pthread_cond_broadcast(&changed)
-        while !hashingFinished { pthread_cond_wait(&changed, &mutex) }
+        while !self[keyPath: finished] { pthread_cond_wait(&changed, &mutex) }
         if let failure { throw failure }
     }
 
@@ -173,17 +172,18 @@ final class BackgroundWriter: @unchecked Sendable {
     /// ~3 ms for its last two megabytes, and acknowledging needs only the
     /// writes).
     private func runWrites() {
-        while work(\.nextToWrite, consume, mark: { $0.written = true }) {}
-        pthread_mutex_lock(&mutex)
-        writesFinished = true
-        pthread_cond_broadcast(&changed)
-        pthread_mutex_unlock(&mutex)
+        run(\.nextToWrite, consume, mark: { $0.written = true }, finished: \.writesFinished)
     }
 
     private func runHashing() {
-        while work(\.nextToHash, hash, mark: { $0.hashed = true }) {}
+        run(\.nextToHash, hash, mark: { $0.hashed = true }, finished: \.hashingFinished)
+    }
+
+    private func run(_ cursor: ReferenceWritableKeyPath<BackgroundWriter, Int>, _ body: ([UInt8]) -> Error?,
+                     mark: (inout Queued) -> Void, finished: ReferenceWritableKeyPath<BackgroundWriter, Bool>) {
+        while work(cursor, body, mark: mark) {}
         pthread_mutex_lock(&mutex)
-        hashingFinished = true
+        self[keyPath: finished] = true
         pthread_cond_broadcast(&changed)
         pthread_mutex_unlock(&mutex)
     }
