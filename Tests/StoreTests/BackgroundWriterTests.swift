@@ -26,7 +26,7 @@ import Testing
             _ = try writer.takeBuffer()
             try writer.submit(bytes)
         }
-        try writer.drain()
+        try writer.drainWrites()
         var stored = [UInt8](repeating: 0, count: expected.count)
         let count = stored.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, off_t(offset)) }
         #expect(count == expected.count)

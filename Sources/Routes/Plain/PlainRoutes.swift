@@ -11,7 +11,6 @@ struct PlainRoutes: DialectRoutes, ContextRoutes {
 
     init(_ context: ServerContext) { self.context = context }
 
-
     /// The spec's words when username or password is missing, per route.
     static let missingFields = HTTPErrorResponse(.badRequest, "Missing fields")
     static let missingCredentials = HTTPErrorResponse(.badRequest, "Missing username or password")

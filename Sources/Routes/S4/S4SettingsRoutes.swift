@@ -11,7 +11,6 @@ struct S4SettingsRoutes: ContextRoutes {
 
     init(_ context: ServerContext) { self.context = context }
 
-
     /// A whole-number setting: its stored name, JSON field, range and default.
     struct NumberSetting: Sendable {
         let name: String

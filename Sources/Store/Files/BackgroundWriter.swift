@@ -3,8 +3,8 @@ import Foundation
 import Glibc
 import OpenSSLCrypto
 
-/// Hashes (for a blob) and writes an upload's bytes on a helper thread while
-/// the request thread keeps receiving the next ones.
+/// Writes an upload's bytes, and hashes them when given a hasher, on two
+/// helper threads while the request thread keeps receiving the next ones.
 ///
 /// Receiving, hashing and writing in one thread leaves the FastCGI socket
 /// undrained while a slice is hashed and written, so nginx and the client
@@ -13,7 +13,7 @@ import OpenSSLCrypto
 /// the hash are the same as writing inline.
 ///
 /// Whole aligned megabytes are written with `O_DIRECT` from one aligned
-/// buffer the helper reuses, skipping the page cache: an upload is read
+/// buffer the writing helper reuses, skipping the page cache: an upload is read
 /// back rarely and soon by nobody, and taking fresh page-cache memory for
 /// every byte was the slowest step of an upload (on the 2-core VM in
 /// docs/BENCHMARKS.md, buffered writes ran at ~200 MB/s where `O_DIRECT`
@@ -125,13 +125,6 @@ final class BackgroundWriter: @unchecked Sendable {
         if let failure { throw failure }
         queued.append(Queued(buffer: buffer, hashed: hasher == nil))
         pthread_cond_broadcast(&changed)
-    }
-
-    /// Waits until every queued buffer is written and hashed, stops the
-    /// helpers, and throws an error either had.
-    func drain() throws {
-        try drainWrites()
-        try finishHashing()
     }
 
     /// Waits until every queued buffer is in the file (the hash may still be
