@@ -158,10 +158,8 @@ extension MinihostStore {
                     try file.read(offset: offset, count: chunk.size, buffer: buffer) { try writer.write($0) }
                     continue
                 }
-                let descriptor = open(chunkPath(session.id, chunk.chunkIndex), O_RDONLY | O_CLOEXEC)
-                guard descriptor >= 0 else { throw StorageError.fromErrno("open chunk \(chunk.chunkIndex)") }
-                defer { Glibc.close(descriptor) }
-                try SessionFile.readRange(descriptor, offset: 0, count: chunk.size, buffer: buffer) { try writer.write($0) }
+                try SessionFile.readFile(chunkPath(session.id, chunk.chunkIndex), count: chunk.size,
+                                         what: "chunk \(chunk.chunkIndex)") { try writer.write($0) }
             }
         } catch {
             writer.abandon()
@@ -260,9 +258,9 @@ struct SessionDataFile {
         } else {
             hasher = try SHA256Hasher()
         }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SessionFile.ioSize, alignment: 16)
-        defer { buffer.deallocate() }
-        try SessionFile.readRange(descriptor, offset: hashed, count: start + size - hashed, buffer: buffer) { try hasher.update($0) }
+        try SessionFile.readFile(path, offset: hashed, count: start + size - hashed, what: "session file") {
+            try hasher.update($0)
+        }
         let digest = Hex.encode(try hasher.finalize())
         if start > 0 {
             guard minihost_collapse_range(descriptor, 0, off_t(start)) == 0 else {

@@ -127,14 +127,11 @@ public struct TusUploadStore: Sendable {
             throw StorageError(.quotaExceeded, "the partial uploads together exceed \(maxSize) bytes")
         }
         let writer = try store.blobs.makeWriter()
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SessionFile.ioSize, alignment: 16)
-        defer { buffer.deallocate() }
         do {
             for partial in partials {
-                let descriptor = open(store.blobs.path(for: partial.sha256), O_RDONLY | O_CLOEXEC)
-                guard descriptor >= 0 else { throw StorageError.fromErrno("open partial upload") }
-                defer { close(descriptor) }
-                try SessionFile.readRange(descriptor, offset: 0, count: partial.size, buffer: buffer) { try writer.write($0) }
+                try SessionFile.readFile(store.blobs.path(for: partial.sha256), count: partial.size, what: "partial upload") {
+                    try writer.write($0)
+                }
             }
         } catch {
             writer.abandon()
