@@ -198,6 +198,10 @@ def test_each_status_of_the_protocol(server):
     # Another client's upload is not there.
     assert requests.head(url, headers=headers(server, other)).status_code == 404
     assert patch(url, server, other, b"hello", 0).status_code == 404
+    # Neither a stranger nor an unknown id gets a session folder made for it.
+    unknown = server.url("/api/tus/" + "ab" * 16)
+    assert patch(unknown, server, credential, b"hello", 0).status_code == 404
+    assert not (server.data / "sessions" / ("ab" * 16)).exists()
     # 415 for the wrong content type, 409 for the wrong offset, 400 for a missing one.
     assert requests.patch(url, data=b"hello", headers={**headers(server, credential), "Upload-Offset": "0",
                                                         "Content-Type": "text/plain"}).status_code == 415
@@ -215,6 +219,9 @@ def test_each_status_of_the_protocol(server):
     right = base64.b64encode(hashlib.md5(b"hello").digest()).decode()
     r = patch(url, server, credential, b"hello", 0, **{"Upload-Checksum": f"md5 {right}"})
     assert r.status_code == 204 and r.headers["Upload-Offset"] == "5" and "Upload-Expires" in r.headers
+    # Once the upload has its folder, a stranger is still refused under the lock, nothing written.
+    assert patch(url, server, other, b"xxxxx", 5).status_code == 404
+    assert requests.head(url, headers=headers(server, credential)).headers["Upload-Offset"] == "5"
     # The bytes went into the session file in place, where finishing will find them.
     session = server.data / "sessions" / url.rsplit("/", 1)[1]
     assert (session / "data").read_bytes()[:5] == b"hello" and not list(session.glob("*.chunk"))

@@ -19,8 +19,8 @@ extension TusRoutes {
         let length = try Self.offsetHeader(request, "Upload-Length")
         let checksum = try checksum(request)  // a malformed one is refused before the lock
         let id = route[parameter: "id"], owner = owner(of: route)
-        guard try store.tusUploads.upload(id: id, owner: owner) != nil else { throw HTTPErrorResponse(.notFound, "Upload not found") }
-        let written = try store.withSessionLock(id) { () -> (offset: Int64, finished: Bool, expires: Date?) in
+        let admitted = { try store.tusUploads.upload(id: id, owner: owner) != nil }
+        let locked = try store.withSessionLock(id, admitting: admitted) { () -> (offset: Int64, finished: Bool, expires: Date?) in
             switch try store.tusUploads.upload(id: id, owner: owner) {
             case nil:
                 throw HTTPErrorResponse(.notFound, "Upload not found")
@@ -55,6 +55,7 @@ extension TusRoutes {
                 return (result.offset, result.finished, session.expiresAt)
             }
         }
+        guard let written = locked else { throw HTTPErrorResponse(.notFound, "Upload not found") }
         var response = Response(status: .noContent)
         response.headers.set("Upload-Offset", String(written.offset))
         if !written.finished, let expires = written.expires { response.headers.set("Upload-Expires", HTTPDate.format(expires)) }
