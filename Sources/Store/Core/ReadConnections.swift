@@ -23,7 +23,7 @@ import Synchronization
 /// connection to the thread idle longest, and after the idle release every
 /// such request opened a new connection (133 for 126 `PATCH`es, about 1 ms
 /// each). There are only as many connections as reads ever ran at once, at
-/// most `capacity` of them idle (one more is closed when it comes back).
+/// most `capacity` of them idle (any more are closed as they come back).
 ///
 /// Each connection holds about 136 KB of SQLite's memory. ``closeIdle()``
 /// closes every connection not lent out; the next read opens one again.
