@@ -17,6 +17,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -390,8 +391,11 @@ def measure_tus(server, big, runs):
              ("tus", run(lambda: tus_upload(server.base, server.credential, big))),
              ("push", run(push)), ("push_parallel", run(lambda: push("--parallel-mb", "64"), frees_memory=True))]
     measured = []
-    for index in range(runs):
-        measured.append({name: step() for name, step in rotated(steps, index)})
+    try:
+        for index in range(runs):
+            measured.append({name: step() for name, step in rotated(steps, index)})
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
     return {
         "tus_runs_s": measured,
         "tus_over_single": summary([m["tus"] / m["single"] for m in measured]),
