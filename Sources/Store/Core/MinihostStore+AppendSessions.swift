@@ -16,10 +16,10 @@ extension MinihostStore {
     /// One aggregate row, not every chunk's record: a tus upload asks before
     /// each `PATCH`, and decoding its 60 records took half a millisecond.
     func appendPosition(ofSession id: String, _ db: Database) throws -> (offset: Int64, index: Int64) {
-        let row = try Row.fetchOne(db, sql: """
+        let row = try Row.fetchOne(db.cachedStatement(sql: """
             SELECT COALESCE(SUM(size), 0), COALESCE(MAX(chunk_index), -1) + 1
             FROM minihost_upload_session_chunks WHERE session_id = ?
-            """, arguments: [id])
+            """), arguments: [id])
         return (row?[0] ?? 0, row?[1] ?? 0)
     }
 

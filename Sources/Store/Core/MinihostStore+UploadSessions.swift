@@ -248,14 +248,14 @@ extension MinihostStore {
     private func recordChunk(sessionId: String, index: Int64, size: Int64, now: Date,
                              makeRecord: (Database) throws -> UploadSessionChunk?) throws {
         try writeImmediately { db in
-            guard let session = try UploadSession.fetchOne(db, key: sessionId), session.expiresAt > now else {
+            guard let session = try UploadSession.fetchCached(db, id: sessionId), session.expiresAt > now else {
                 throw StorageError(.notFound, "upload session not found")
             }
             guard session.state == .open else { throw StorageError(.invalid, "upload is already being finished") }
             try checkChunk(index: index, size: size, of: session)
-            let others = try Int64.fetchOne(db, sql: """
+            let others = try Int64.fetchOne(db.cachedStatement(sql: """
                 SELECT COALESCE(SUM(size), 0) FROM minihost_upload_session_chunks WHERE session_id = ? AND chunk_index != ?
-                """, arguments: [sessionId, index]) ?? 0
+                """), arguments: [sessionId, index]) ?? 0
             guard others + size <= session.declaredSize else {
                 throw StorageError(.invalid, "chunks exceed the declared size of \(session.declaredSize) bytes")
             }

@@ -76,6 +76,15 @@ public enum SessionFinish: Sendable, Equatable {
 }
 
 extension UploadSession {
+    /// The session `id`, through a statement each connection prepares once:
+    /// a tus `PATCH` reads its session under the lock and again in its
+    /// commit, and the query interface prepared a new statement each time
+    /// (GRDB's authorizer runs per column as SQLite compiles it).
+    static func fetchCached(_ db: Database, id: String) throws -> UploadSession? {
+        try UploadSession.fetchOne(db.cachedStatement(sql: "SELECT * FROM minihost_upload_sessions WHERE id = ?"),
+                                   arguments: [id])
+    }
+
     /// A dialect's terms as a session keeps them in `options` (JSON text).
     public static func encodeOptions<Terms: Encodable>(_ terms: Terms) throws -> String {
         String(decoding: try JSONEncoder().encode(terms), as: UTF8.self)

@@ -68,7 +68,7 @@ public struct TusUploadStore: Sendable {
     /// The upload `id` of `owner`; nil when unknown, another owner's, or expired unfinished.
     public func upload(id: String, owner: Owner, now: Date = Date()) throws -> TusUpload? {
         try store.read { db in
-            if let session = try UploadSession.fetchOne(db, key: id), session.state != .completed {
+            if let session = try UploadSession.fetchCached(db, id: id), session.state != .completed {
                 guard session.owner == owner, session.expiresAt > now,
                       let terms = session.decodedOptions(as: TusUploadTerms.self) else { return nil }
                 let position = try store.appendPosition(ofSession: id, db)
