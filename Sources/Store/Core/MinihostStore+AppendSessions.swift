@@ -73,7 +73,7 @@ extension MinihostStore {
     /// False if there is no such open session.
     public func cancelSession(id: String, owner: Owner) throws -> Bool {
         let removed = try writeImmediately { db -> Bool in
-            guard let session = try UploadSession.fetchOne(db, key: id), session.owner == owner, session.state == .open else {
+            guard let session = try UploadSession.fetchCached(db, id: id), session.owner == owner, session.state == .open else {
                 return false
             }
             try UploadSessionChunk.filter(Column("session_id") == id).deleteAll(db)

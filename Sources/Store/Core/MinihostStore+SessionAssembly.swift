@@ -28,7 +28,7 @@ extension MinihostStore {
     func finishSession(id: String, owner: Owner, now: Date = Date(), configure: (inout Upload) throws -> Void,
                        attach: (Database, Upload) throws -> Void) throws -> SessionFinish {
         let claim: FinishClaim = try writeImmediately { db in
-            guard let session = try UploadSession.fetchOne(db, key: id), session.owner == owner else {
+            guard let session = try UploadSession.fetchCached(db, id: id), session.owner == owner else {
                 throw StorageError(.notFound, "upload session not found")
             }
             if session.state == .completed { return .alreadyCompleted }

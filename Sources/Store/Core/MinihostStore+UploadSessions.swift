@@ -60,7 +60,7 @@ extension MinihostStore {
 
     /// The session, if it exists and has not expired.
     public func session(id: String, now: Date = Date()) throws -> UploadSession? {
-        guard let session = try read({ try UploadSession.fetchOne($0, key: id) }) else { return nil }
+        guard let session = try read({ try UploadSession.fetchCached($0, id: id) }) else { return nil }
         return session.expiresAt > now || session.state == .completed ? session : nil
     }
 
@@ -87,14 +87,14 @@ extension MinihostStore {
 
     private func inPlaceSlot(sessionId: String, index: Int64, expectedSize: Int64?, now: Date) throws -> ChunkWriter.Slot? {
         guard let expected = expectedSize, expected > 0, index >= 0, sessionFiles.mayWriteInPlace,
-              var session = try read({ try UploadSession.fetchOne($0, key: sessionId) }),
+              var session = try read({ try UploadSession.fetchCached($0, id: sessionId) }),
               session.state == .open, session.expiresAt > now else { return nil }
         if session.chunkSize == nil {
             try writeImmediately { db in
                 try db.execute(sql: "UPDATE minihost_upload_sessions SET chunk_size = ? WHERE id = ? AND chunk_size IS NULL",
                                arguments: [expected, sessionId])
             }
-            guard let fresh = try read({ try UploadSession.fetchOne($0, key: sessionId) }) else { return nil }
+            guard let fresh = try read({ try UploadSession.fetchCached($0, id: sessionId) }) else { return nil }
             session = fresh
         }
         // Slots end where the file would if chunks count from 1, so no write

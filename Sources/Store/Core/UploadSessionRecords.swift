@@ -76,10 +76,11 @@ public enum SessionFinish: Sendable, Equatable {
 }
 
 extension UploadSession {
-    /// The session `id`, through a statement each connection prepares once:
-    /// a tus `PATCH` reads its session under the lock and again in its
-    /// commit, and the query interface prepared a new statement each time
-    /// (GRDB's authorizer runs per column as SQLite compiles it).
+    /// The session `id`, through a statement each connection prepares once
+    /// (every read of a session by id goes here): a tus `PATCH` reads its
+    /// session under the lock and again in its commit, and the query
+    /// interface prepared a new statement each time (GRDB's authorizer runs
+    /// per column as SQLite compiles it).
     static func fetchCached(_ db: Database, id: String) throws -> UploadSession? {
         try UploadSession.fetchOne(db.cachedStatement(sql: "SELECT * FROM minihost_upload_sessions WHERE id = ?"),
                                    arguments: [id])

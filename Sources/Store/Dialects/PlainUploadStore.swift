@@ -66,7 +66,7 @@ public struct PlainUploadStore: Sendable {
         let outcome = try store.finishSession(id: id, owner: owner, configure: configure) { db, upload in
             var saved = attributes
             saved.uploadId = upload.id
-            if saved.folderId == nil, let session = try UploadSession.fetchOne(db, key: id) {
+            if saved.folderId == nil, let session = try UploadSession.fetchCached(db, id: id) {
                 saved.folderId = Self.folderId(inOptions: session.options)
             }
             try saved.insert(db)

@@ -86,7 +86,7 @@ public struct TusUploadStore: Sendable {
     public func declareLength(sessionId: String, length: Int64, offset: Int64, maxSize: Int64) throws {
         guard length >= offset, length <= maxSize else { throw StorageError(.invalid, "length below the offset") }
         try store.db.write { db in
-            guard let session = try UploadSession.fetchOne(db, key: sessionId), session.state == .open,
+            guard let session = try UploadSession.fetchCached(db, id: sessionId), session.state == .open,
                   var terms = session.decodedOptions(as: TusUploadTerms.self) else {
                 throw StorageError(.notFound, "upload session not found")
             }

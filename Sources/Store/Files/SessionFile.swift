@@ -16,13 +16,26 @@ enum SessionFile {
     /// out of the page cache).
     static func readFile(_ path: String, offset: Int64 = 0, count: Int64, what: String = "file",
                          _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        var descriptor = minihost_open_for_direct_reads(path)
-        let direct = descriptor >= 0
-        if !direct { descriptor = open(path, O_RDONLY | O_CLOEXEC) }
+        let (descriptor, direct) = openForReading(path)
         guard descriptor >= 0 else { throw StorageError.fromErrno("open " + what) }
         defer { close(descriptor) }
         let buffer = UploadBuffers.shared.takeAligned()
         defer { UploadBuffers.shared.giveBack(aligned: buffer) }
+        try read(descriptor, direct: direct, offset: offset, count: count, buffer: buffer, body)
+    }
+
+    /// `path` opened for reading, with `O_DIRECT` (`direct`) where the file
+    /// system allows it; a descriptor of -1 (errno set) when it can't be opened.
+    static func openForReading(_ path: String) -> (descriptor: Int32, direct: Bool) {
+        let descriptor = minihost_open_for_direct_reads(path)
+        return descriptor >= 0 ? (descriptor, true) : (open(path, O_RDONLY | O_CLOEXEC), false)
+    }
+
+    /// ``readRangeDirect(_:offset:count:buffer:_:)`` for a descriptor from
+    /// ``openForReading(_:)`` that got `O_DIRECT`, else ``readRange(_:offset:count:buffer:_:)``.
+    /// `buffer` must be aligned.
+    static func read(_ descriptor: Int32, direct: Bool, offset: Int64, count: Int64, buffer: UnsafeMutableRawBufferPointer,
+                     _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         if direct {
             try readRangeDirect(descriptor, offset: offset, count: count, buffer: buffer, body)
         } else {

@@ -1,4 +1,3 @@
-import CLinuxShims
 import Foundation
 import Glibc
 import OpenSSLCrypto
@@ -50,12 +49,8 @@ final class SessionFileState: @unchecked Sendable {
         /// when `direct`); it must start at `end`.
         func consume(_ span: ChunkSpan, from descriptor: Int32, direct: Bool, buffer: UnsafeMutableRawBufferPointer) throws {
             precondition(span.offset == end)
-            if direct {
-                try SessionFile.readRangeDirect(descriptor, offset: span.offset, count: span.size, buffer: buffer) {
-                    try hasher.update($0)
-                }
-            } else {
-                try SessionFile.readRange(descriptor, offset: span.offset, count: span.size, buffer: buffer) { try hasher.update($0) }
+            try SessionFile.read(descriptor, direct: direct, offset: span.offset, count: span.size, buffer: buffer) {
+                try hasher.update($0)
             }
             end += span.size
             spans.append(span)
@@ -208,9 +203,7 @@ final class SessionFileState: @unchecked Sendable {
         pthread_mutex_lock(&mutex)
         if hashing || sealed || !startProgressIfNeeded() { pthread_mutex_unlock(&mutex); return }
         hashing = true
-        var descriptor = minihost_open_for_direct_reads(path)
-        let direct = descriptor >= 0
-        if !direct { descriptor = open(path, O_RDONLY | O_CLOEXEC) }
+        let (descriptor, direct) = SessionFile.openForReading(path)
         let buffer = UploadBuffers.shared.takeAligned()
         defer {
             UploadBuffers.shared.giveBack(aligned: buffer)
