@@ -260,6 +260,7 @@ http {{
     location /dav/ {{ dav_methods PUT; create_full_put_path on; }}
     location /static/ {{ open_file_cache max=1000 inactive=60s; }}
     location /static-headers/ {{ alias {root}/www/static/; open_file_cache max=1000 inactive=60s; {added}}}
+    location /static-no-sendfile/ {{ alias {root}/www/static/; open_file_cache max=1000 inactive=60s; sendfile off; }}
   }}
 }}
 """)

@@ -183,6 +183,8 @@ def measure_requests(server, reference, work, seconds, rounds):
         "cache": (f"{server.base}/minihost/cache/{small_id}", []),
         "static": (f"{reference.base}/static/one-kb.bin", []),
         "static_headers": (f"{reference.base}/static-headers/one-kb.bin", []),
+        # The public location doesn't use sendfile; this is static given the same.
+        "static_no_sendfile": (f"{reference.base}/static-no-sendfile/one-kb.bin", []),
     }
     samples = {name: [] for name in targets}
     latency = {name: [] for name in targets}
@@ -198,6 +200,8 @@ def measure_requests(server, reference, work, seconds, rounds):
         "cache_over_static": summary([c / s for c, s in zip(samples["cache"], samples["static"])]),
         "cache_over_static_headers": summary([c / s for c, s in zip(samples["cache"], samples["static_headers"])]),
         "static_headers_over_static": summary([h / s for h, s in zip(samples["static_headers"], samples["static"])]),
+        "cache_over_static_no_sendfile": summary([c / s for c, s in zip(samples["cache"], samples["static_no_sendfile"])]),
+        "static_no_sendfile_over_static": summary([n / s for n, s in zip(samples["static_no_sendfile"], samples["static"])]),
     }
 
 
@@ -538,6 +542,8 @@ TARGETS = [
     ("public cache 1 KB ÷ nginx static (req/s)", "cache_over_static", ">=", 0.9),
     ("public cache 1 KB ÷ nginx static adding the route's headers", "cache_over_static_headers", None, None),
     ("nginx static adding the route's headers ÷ nginx static", "static_headers_over_static", None, None),
+    ("public cache 1 KB ÷ nginx static without sendfile", "cache_over_static_no_sendfile", None, None),
+    ("nginx static without sendfile ÷ nginx static", "static_no_sendfile_over_static", None, None),
     ("1 KB uploads/s, synchronous FULL ÷ NORMAL", "small_upload_full_over_normal", None, None),
     ("10 MB upload+download, slow uploaders ÷ idle (worst ÷ best)", "loaded_over_idle", "<=", 2),
     ("chunks 8 MiB x4, requests ÷ single upload", "chunked_requests_over_single", "<=", 1.5),
