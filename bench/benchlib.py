@@ -259,7 +259,7 @@ http {{
     client_max_body_size 0;
     location /dav/ {{ dav_methods PUT; create_full_put_path on; }}
     location /static/ {{ open_file_cache max=1000 inactive=60s; }}
-    location /static-headers/ {{ alias {root}/www/static/; open_file_cache max=1000 inactive=60s; {added}}}
+    location /static-headers/ {{ alias {root}/www/static/; open_file_cache max=1000 inactive=60s; sendfile off; {added}}}
     location /static-no-sendfile/ {{ alias {root}/www/static/; open_file_cache max=1000 inactive=60s; sendfile off; }}
   }}
 }}
@@ -267,7 +267,8 @@ http {{
 
     def send_headers(self, headers):
         """Makes `/static-headers/` serve the static files with `headers`
-        ((name, nginx value) pairs) added, as a public route adds its own."""
+        ((name, nginx value) pairs) added, as a public route adds its own
+        (and, as it, without sendfile)."""
         self._write_config(headers)
         os.kill(self.process.pid, signal.SIGHUP)
         time.sleep(1)
