@@ -3,7 +3,7 @@
 both sides interleaved, with the same preparation for each, over several
 rounds; each figure is the median with its spread (min-max).
 
-  make bench                                     (release build; about 25 minutes)
+  make bench                                     (release build; about 15 minutes after it)
   python3 bench/run.py --size-mb 100 --seconds 3 --rounds 3 --slow 20 --pairs 3 --chunked-runs 3   (quick)
   python3 bench/run.py --save                    (also keeps the raw results in bench/results/latest.json)
 
