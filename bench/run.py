@@ -3,7 +3,7 @@
 both sides interleaved, with the same preparation for each, over several
 rounds; each figure is the median with its spread (min-max).
 
-  make bench                                     (release build; about 15 minutes after it)
+  make bench                                     (release build, then about 15 minutes)
   python3 bench/run.py --size-mb 100 --seconds 3 --rounds 3 --slow 20 --pairs 3 --chunked-runs 3   (quick)
   python3 bench/run.py --save                    (also keeps the raw results in bench/results/latest.json)
 
@@ -588,7 +588,7 @@ def main():
     parser.add_argument("--slow", type=int, default=100)
     parser.add_argument("--pairs", type=int, default=6, help="rotated dd / PUT / upload runs")
     # Seven: single tus runs range 1.0-1.6 × the single upload on this host,
-    # and two seven-run medians of one build came to 1.11 and 1.22.
+    # and seven-run medians of one build ranged 1.11-1.35.
     parser.add_argument("--chunked-runs", type=int, default=7,
                         help="rotated runs of the chunked and the tus measures")
     parser.add_argument("--save", action="store_true", help="also write bench/results/latest.json")
