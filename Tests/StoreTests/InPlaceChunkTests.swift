@@ -244,4 +244,50 @@ import Testing
         #expect(progress.start == 0 && progress.end == Int64(2 * slot))
         #expect(progress.spans.map(\.index) == [0, 1])
     }
+
+    /// Parallel lanes: chunk 1 starts while chunk 0 is still being written.
+    /// It waits for chunk 0 and then hashes its bytes as they are written,
+    /// so nothing is read back.
+    @Test(.timeLimit(.minutes(1))) func aChunkBehindOneInFlightWaitsAndIsHashedAsWritten() throws {
+        let fixture = try TemporaryStore()
+        let store = fixture.store
+        let bytes = data(3 * slot)
+        let session = try open(store, size: bytes.count)
+        let first = try store.makeChunkWriter(sessionId: session.id, index: 0, expectedSize: Int64(slot))
+        try Array(bytes[0..<(slot / 2)]).withUnsafeBytes { try first.write($0) }
+        let events = LockedList<String>()
+        let second = bytes[slot..<(2 * slot)]
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            events.append((try? send(store, session, 1, second)) == true ? "1 in place" : "1 failed")
+            done.signal()
+        }
+        // Chunk 1 can't take its slot before chunk 0 is acknowledged (or 1 s passed).
+        let early = done.wait(timeout: .now() + 0.2)
+        #expect(early == .timedOut)
+        try Array(bytes[(slot / 2)..<slot]).withUnsafeBytes { try first.write($0) }
+        try store.acceptChunk(first)
+        events.append("0 acknowledged")
+        if early == .timedOut { done.wait() }
+        #expect(events.values == ["0 acknowledged", "1 in place"])
+        try send(store, session, 2, bytes[(2 * slot)...])
+        #expect(try finishReadingBack(store, session, expecting: bytes) == 0)
+    }
+
+    /// A chunk before it that stalls holds the next one up only for the
+    /// configured wait; that one is then read back, as any chunk out of turn.
+    @Test(.timeLimit(.minutes(1))) func aStalledChunkBeforeHoldsTheNextOnlyForTheWait() throws {
+        let fixture = try TemporaryStore(configuration: StoreConfiguration(chunkHashWait: .milliseconds(200)))
+        let store = fixture.store
+        let bytes = data(3 * slot)
+        let session = try open(store, size: bytes.count)
+        let stalled = try store.makeChunkWriter(sessionId: session.id, index: 0, expectedSize: Int64(slot))
+        let started = Date()
+        #expect(try send(store, session, 1, bytes[slot..<(2 * slot)]))
+        #expect(Date().timeIntervalSince(started) >= 0.2)
+        try Array(bytes[0..<slot]).withUnsafeBytes { try stalled.write($0) }
+        try store.acceptChunk(stalled)
+        try send(store, session, 2, bytes[(2 * slot)...])
+        #expect(try finishReadingBack(store, session, expecting: bytes) >= Int64(slot))
+    }
 }

@@ -109,6 +109,7 @@ extension MinihostStore {
             try UploadSessionChunk.filter(Column("session_id") == sessionId && Column("chunk_index") == index).fetchCount(db)
         }
         guard recorded == 0 else { state.release(index); return nil }
+        state.awaitHash(reaching: index * chunkSize, after: index, limit: configuration.chunkHashWait)
         do {
             let descriptor = try openSessionFile(sessionId)
             return ChunkWriter.Slot(state: state, descriptor: descriptor, offset: index * chunkSize, capacity: chunkSize)

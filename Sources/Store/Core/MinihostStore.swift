@@ -156,13 +156,19 @@ public struct StoreConfiguration: Sendable {
     /// returns: ``PublicTree/unlinkGrace`` wherever nginx serves the tree;
     /// zero only in tests without nginx.
     public var unlinkGrace: Duration
+    /// How long a chunk written in place waits for the one before it, still
+    /// being written, so it can hash its bytes as they are written instead
+    /// of having them read back (``SessionFileState/awaitHash(reaching:after:limit:)``).
+    /// Zero never waits.
+    public var chunkHashWait: Duration
 
     public init(maxChunksPerSession: Int64 = 10_000, missingChunksNamed: Int = 20, synchronousCommits: Bool = true,
-                unlinkGrace: Duration = PublicTree.unlinkGrace) {
+                unlinkGrace: Duration = PublicTree.unlinkGrace, chunkHashWait: Duration = .seconds(1)) {
         self.maxChunksPerSession = max(1, maxChunksPerSession)
         self.missingChunksNamed = max(1, missingChunksNamed)
         self.synchronousCommits = synchronousCommits
         self.unlinkGrace = max(.zero, unlinkGrace)
+        self.chunkHashWait = max(.zero, chunkHashWait)
     }
 }
 

@@ -86,7 +86,12 @@ final class SessionFileState: @unchecked Sendable {
 
     init(acknowledged spans: [ChunkSpan]) {
         pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&changed, nil)
+        // Monotonic: ``awaitHash(reaching:after:limit:)`` waits with a deadline.
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(&changed, &attributes)
+        pthread_condattr_destroy(&attributes)
         for span in spans { acknowledged[span.offset] = span }
     }
 
@@ -113,7 +118,47 @@ final class SessionFileState: @unchecked Sendable {
 
     /// Gives the slot back: after its chunk was recorded, or abandoned.
     func release(_ index: Int64) {
-        locked { _ = claimed.remove(index) }
+        locked {
+            _ = claimed.remove(index)
+            pthread_cond_broadcast(&changed)
+        }
+    }
+
+    /// Waits, at most `limit`, until the running hash reaches
+    /// `offset`, for as long as it is on its way there: chunk `index - 1` is
+    /// still being written, or a pass is reading back acknowledged chunks
+    /// that lead to `offset`. Call before ``continuation(at:)``.
+    ///
+    /// Parallel lanes start nearly every chunk before the one before it is
+    /// acknowledged. Without a continuation such a chunk is read back to be
+    /// hashed, which doubles the disk's traffic; waiting a chunk's time
+    /// lets it hash its bytes as they are written. A client sending its
+    /// chunks slowly or out of order loses at most `limit` per chunk, and
+    /// then it is read back as before.
+    func awaitHash(reaching offset: Int64, after index: Int64, limit: Duration) {
+        guard index > 0, limit > .zero else { return }
+        var deadline = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &deadline)
+        deadline.tv_sec += Int(limit.components.seconds)
+        deadline.tv_nsec += Int(limit.components.attoseconds / 1_000_000_000)
+        if deadline.tv_nsec >= 1_000_000_000 {
+            deadline.tv_sec += 1
+            deadline.tv_nsec -= 1_000_000_000
+        }
+        locked {
+            while !sealed, acknowledged[offset] == nil, progress?.end != offset || hashing,
+                  claimed.contains(index - 1) || ((scheduled > 0 || hashing) && acknowledgedChainReaches(offset)) {
+                if pthread_cond_timedwait(&changed, &mutex, &deadline) == ETIMEDOUT { return }
+            }
+        }
+    }
+
+    /// Whether acknowledged chunks lead without a gap from where the running
+    /// hash is (or would start) to `offset`. Call with the mutex held.
+    private func acknowledgedChainReaches(_ offset: Int64) -> Bool {
+        var position = progress?.end ?? (acknowledged[0] ?? acknowledged.values.first { $0.index == 1 })?.offset
+        while let at = position, at < offset, let span = acknowledged[at] { position = at + span.size }
+        return position == offset
     }
 
     /// Brackets one write into the file; throws once the file is sealed.
@@ -165,6 +210,7 @@ final class SessionFileState: @unchecked Sendable {
         locked {
             acknowledged[span.offset] = span
             if span.offset == 0, let progress, progress.start != 0 { dropProgress() }
+            defer { pthread_cond_broadcast(&changed) }  // a writer may wait for the hash to get here
             guard let continuation, continuation.generation == generation, !sealed, !hashing else { return false }
             if let progress {
                 guard progress.end == span.offset else { return false }
@@ -256,6 +302,7 @@ final class SessionFileState: @unchecked Sendable {
             // Queued passes first: they cover chunks already acknowledged.
             while scheduled > 0 { pthread_cond_wait(&changed, &mutex) }
             sealed = true
+            pthread_cond_broadcast(&changed)  // writers waiting in awaitHash give up at once
             while activeWrites > 0 || hashing { pthread_cond_wait(&changed, &mutex) }
             return progress
         }
