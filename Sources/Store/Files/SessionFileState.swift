@@ -147,18 +147,28 @@ final class SessionFileState: @unchecked Sendable {
         }
         locked {
             while !sealed, acknowledged[offset] == nil, progress?.end != offset || hashing,
-                  claimed.contains(index - 1) || ((scheduled > 0 || hashing) && acknowledgedChainReaches(offset)) {
+                  hashIsComing(to: offset, after: index) {
                 if pthread_cond_timedwait(&changed, &mutex, &deadline) == ETIMEDOUT { return }
             }
         }
     }
 
-    /// Whether acknowledged chunks lead without a gap from where the running
-    /// hash is (or would start) to `offset`. Call with the mutex held.
-    private func acknowledgedChainReaches(_ offset: Int64) -> Bool {
-        var position = progress?.end ?? (acknowledged[0] ?? acknowledged.values.first { $0.index == 1 })?.offset
+    /// Whether the running hash is on its way to `offset`: chunk `index - 1`
+    /// is being written, or a pass is running and acknowledged chunks lead
+    /// without a gap from where the hash is (or would start) to `offset`.
+    /// Call with the mutex held.
+    private func hashIsComing(to offset: Int64, after index: Int64) -> Bool {
+        if claimed.contains(index - 1) { return true }
+        guard scheduled > 0 || hashing else { return false }
+        var position = progress?.end ?? firstSpanToHash()?.offset
         while let at = position, at < offset, let span = acknowledged[at] { position = at + span.size }
         return position == offset
+    }
+
+    /// Where a new running hash starts: chunk 0 if it's here, else
+    /// (speculatively, for clients counting from 1) chunk 1. Call with the mutex held.
+    private func firstSpanToHash() -> ChunkSpan? {
+        acknowledged[0] ?? acknowledged.values.first { $0.index == 1 }
     }
 
     /// Brackets one write into the file; throws once the file is sealed.
@@ -284,13 +294,11 @@ final class SessionFileState: @unchecked Sendable {
         }
     }
 
-    /// Makes sure a hash is running; false when there is nothing to start
-    /// from yet. Clients count chunks from 0 or from 1: start at chunk 0 if
-    /// it's here, else speculatively at chunk 1. Call with the mutex held.
+    /// Makes sure a hash is running (from ``firstSpanToHash()``); false when
+    /// there is nothing to start from yet. Call with the mutex held.
     private func startProgressIfNeeded() -> Bool {
         if progress != nil { return true }
-        let first = acknowledged[0] ?? acknowledged.values.first { $0.index == 1 }
-        guard let first, let fresh = try? HashProgress(start: first.offset) else { return false }
+        guard let first = firstSpanToHash(), let fresh = try? HashProgress(start: first.offset) else { return false }
         progress = fresh
         return true
     }
