@@ -74,7 +74,7 @@ let package = Package(
             dependencies: ["Routes", "Store", "HTTPCore", "OpenSSLCrypto", .product(name: "Logging", package: "swift-log")]
         ),
         // `minihost push` and `pull`: tus uploads and resumable downloads over libcurl.
-        .target(name: "TransferClient", dependencies: ["CCurl", "OpenSSLCrypto"]),
+        .target(name: "TransferClient", dependencies: ["CCurl", "CLinuxShims", "OpenSSLCrypto"]),
         .executableTarget(
             name: "minihost",
             dependencies: [
@@ -90,5 +90,6 @@ let package = Package(
             "Store", "MinihostTesting", "OpenSSLCrypto", "CLinuxShims", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "RoutesTests", dependencies: ["Routes", "Store", "HTTPCore", "OpenSSLCrypto", "MinihostTesting"]),
+        .testTarget(name: "TransferClientTests", dependencies: ["TransferClient"]),
     ]
 )

@@ -22,9 +22,11 @@ need_cmd curl curl
 need_cmd openssl openssl
 need_cmd python3 python3
 if [ "$want" = "--test" ]; then
-    # A real browser for the hostile-content test, strace for durability
-    # ordering, useradd/setpriv for the production-layout test.
+    # A real browser for the hostile-content test, a real terminal (tmux)
+    # for push's progress bar, strace for durability ordering,
+    # useradd/setpriv for the production-layout test.
     need_cmd chromium chromium
+    need_cmd tmux tmux
     need_cmd strace strace
     need_cmd setpriv util-linux
     need_cmd useradd passwd

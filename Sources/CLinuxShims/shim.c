@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include "shim.h"
 
@@ -38,4 +39,10 @@ int minihost_reopen_for_direct_writes(int fd) {
 
 int minihost_open_for_direct_reads(const char *path) {
     return open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+}
+
+int minihost_terminal_columns(int fd) {
+    struct winsize size;
+    if (ioctl(fd, TIOCGWINSZ, &size) != 0) return 0;
+    return size.ws_col;
 }

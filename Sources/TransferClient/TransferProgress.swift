@@ -1,23 +1,53 @@
+import CLinuxShims
 import Foundation
 
-/// Progress of one file's transfer, shown on standard error: a redrawn bar
-/// with rate and ETA on a terminal, otherwise a plain line every 10 % (and
-/// at most every 5 s), which logs and CI keep readable. Thread-safe: parallel
-/// parts report into one.
+/// Progress of one file's transfer: a redrawn bar with rate and ETA on a
+/// terminal, fitted to its width as it is now; otherwise a plain line every
+/// 10 % (and at most every 5 s), which logs and CI keep readable.
+/// Thread-safe: parallel parts report into one.
 public final class TransferProgress: @unchecked Sendable {
+    /// Where progress is shown.
+    public struct Display: Sendable {
+        /// Writes text as it is, with no newline added.
+        public var write: @Sendable (String) -> Void
+        /// The terminal's width in columns now, or nil where the output is
+        /// no terminal. Read at every redraw, so a resized window is followed.
+        public var columns: @Sendable () -> Int?
+
+        public init(write: @escaping @Sendable (String) -> Void, columns: @escaping @Sendable () -> Int?) {
+            self.write = write
+            self.columns = columns
+        }
+
+        /// Standard error; a terminal that doesn't say its width counts as 80 columns.
+        public static let standardError = Display(
+            write: { FileHandle.standardError.write(Data($0.utf8)) },
+            columns: {
+                guard isatty(2) == 1 else { return nil }
+                let columns = Int(minihost_terminal_columns(2))
+                return columns > 0 ? columns : 80
+            })
+    }
+
     private let label: String
     private let total: Int64
+    private let display: Display
     private let interactive: Bool
+    private let clock: @Sendable () -> Date
     private let lock = NSLock()
     private var done: [Int: Int64] = [:]
-    private let started = Date()
+    private let started: Date
     private var lastDrawn = Date.distantPast
     private var lastTenth = -1
 
-    public init(label: String, total: Int64, interactive: Bool = isatty(2) == 1) {
+    public init(label: String, total: Int64, display: Display = .standardError,
+                clock: @escaping @Sendable () -> Date = Date.init) {
         self.label = label
         self.total = total
-        self.interactive = interactive
+        self.display = display
+        self.interactive = display.columns() != nil
+        self.clock = clock
+        self.started = clock()
     }
 
     /// Part `part` has `bytes` of its bytes on the server (or on disk, pulling).
@@ -35,7 +65,7 @@ public final class TransferProgress: @unchecked Sendable {
     }
 
     private func draw(final: Bool) {
-        let now = Date()
+        let now = clock()
         let current = min(total, done.values.reduce(0, +))
         let fraction = total > 0 ? Double(current) / Double(total) : 1
         let elapsed = max(now.timeIntervalSince(started), 0.001)
@@ -44,30 +74,17 @@ public final class TransferProgress: @unchecked Sendable {
         if interactive {
             guard final || now.timeIntervalSince(lastDrawn) >= 0.1 else { return }
             lastDrawn = now
-            let width = 30, filled = Int(fraction * Double(width))
-            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-            let line = "\r\(label) [\(bar)] \(Int(fraction * 100))% \(Self.size(rate))/s ETA \(Self.clock(eta))\u{1B}[K"
-            FileHandle.standardError.write(Data((line + (final ? "\n" : "")).utf8))
+            let line = ProgressLine.bar(label: label, fraction: fraction, rate: rate, eta: eta,
+                                        columns: display.columns() ?? 80)
+            // \r back to the line's start, ESC[K clears what a longer line left.
+            display.write("\r\(line)\u{1B}[K" + (final ? "\n" : ""))
         } else {
             let tenth = Int(fraction * 10)
             guard final || tenth > lastTenth || now.timeIntervalSince(lastDrawn) >= 5 else { return }
             lastTenth = tenth
             lastDrawn = now
-            let line = "\(label): \(Int(fraction * 100))% (\(Self.size(Double(current))) of \(Self.size(Double(total)))), "
-                + "\(Self.size(rate))/s, ETA \(Self.clock(eta))\n"
-            FileHandle.standardError.write(Data(line.utf8))
+            display.write(ProgressLine.plain(label: label, fraction: fraction, current: current, total: total,
+                                             rate: rate, eta: eta) + "\n")
         }
-    }
-
-    static func size(_ bytes: Double) -> String {
-        let units = ["B", "KB", "MB", "GB", "TB"]
-        var value = bytes, unit = 0
-        while value >= 1000 && unit < units.count - 1 { value /= 1000; unit += 1 }
-        return unit == 0 ? "\(Int(value)) B" : String(format: "%.1f %@", value, units[unit])
-    }
-
-    static func clock(_ seconds: Double) -> String {
-        let whole = Int(seconds.rounded())
-        return String(format: "%02d:%02d", whole / 60, whole % 60)
     }
 }

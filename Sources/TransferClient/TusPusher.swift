@@ -39,9 +39,11 @@ public struct PushResult: Sendable {
 }
 
 /// A push that can't go on: refused by the server, or the stored bytes differ.
+/// A push or pull that failed, said for a person. It may quote a server's
+/// answer, so what could steer a terminal is shown as `?`.
 public struct PushError: Error, CustomStringConvertible {
     public let description: String
-    public init(_ description: String) { self.description = description }
+    public init(_ description: String) { self.description = TerminalText.safe(description) }
 }
 
 /// Uploads files over tus: one upload, or for large files parallel partial

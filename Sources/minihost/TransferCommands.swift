@@ -86,7 +86,8 @@ struct Push: ParsableCommand {
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
                 print(String(decoding: data, as: UTF8.self))
             } else {
-                print("\(result.name): \(result.id) (\(result.size) bytes, sha256 \(result.sha256) verified)")
+                // For a person: a name that steers terminals is shown with `?`s (--json has it exact).
+                print("\(TerminalText.safe(result.name)): \(result.id) (\(result.size) bytes, sha256 \(result.sha256) verified)")
                 print("  download: \(result.downloadURL)")
             }
         }
@@ -108,6 +109,6 @@ struct Pull: ParsableCommand {
         let result = try puller.pull(id: id, output: output) { total in
             quiet ? nil : TransferProgress(label: output ?? id, total: total)
         }
-        print("\(result.path): \(result.size) bytes, sha256 \(result.sha256) verified\(result.resumed ? " (resumed)" : "")")
+        print("\(TerminalText.safe(result.path)): \(result.size) bytes, sha256 \(result.sha256) verified\(result.resumed ? " (resumed)" : "")")
     }
 }

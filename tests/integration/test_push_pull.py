@@ -3,8 +3,12 @@ proxy that cuts connections, and interrupted and run again."""
 import hashlib
 import json
 import os
+import re
+import shlex
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 import requests
@@ -137,3 +141,93 @@ def test_push_sends_the_credential_only_to_the_server_it_was_given(make_server, 
     assert created.headers["Location"].startswith("https://elsewhere.invalid/api/tus/")
     answer = json.loads(cli(server, credential, tmp_path, "push", "--json", str(path)).stdout)
     assert answer["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class SlowRelay:
+    """Forwards connections to `port`, sending requests on at `rate` bytes/s
+    (answers at full speed), so a transfer lasts long enough to watch."""
+
+    def __init__(self, port, rate):
+        self.port, self.rate = port, rate
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                downstream, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.port))
+            threading.Thread(target=self.pump, args=(downstream, upstream, self.rate), daemon=True).start()
+            threading.Thread(target=self.pump, args=(upstream, downstream, None), daemon=True).start()
+
+    @staticmethod
+    def pump(source, target, rate):
+        try:
+            while block := source.recv(16384):
+                target.sendall(block)
+                if rate:
+                    time.sleep(len(block) / rate)
+        except OSError:
+            pass
+        finally:
+            for connection in (source, target):
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.listener.close()
+
+
+def test_push_on_a_terminal_redraws_one_line_that_fits(server, tmp_path):
+    """What a person sees, in a real terminal (tmux, 60 columns): a file whose
+    name is longer than the line and carries an escape sequence, sent at
+    ~4 MB/s so the bar is watched as it moves."""
+    credential = server.client()
+    name = "holiday\x1b[2J-photos-from-the-summer-of-2026-every-one.tar"
+    path = tmp_path / name
+    data = os.urandom(12 * 1024 * 1024)
+    path.write_bytes(data)
+    relay = SlowRelay(server.port, 4_000_000)
+    tmux = ["tmux", "-u", "-L", f"minihost-push-{os.getpid()}-{relay.url.rsplit(':', 1)[1]}", "-f", "/dev/null"]
+    command = f"{shlex.quote(str(BIN))} push --patch-mb 1 {shlex.quote(str(path))}; echo EXIT=$?; sleep 120"
+    environment = {"MINIHOST_CREDENTIAL": credential, "MINIHOST_SERVER": relay.url, "LC_ALL": "C.UTF-8",
+                   "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    frames = []
+    try:
+        subprocess.run([*tmux, "new-session", "-d", "-s", "push", "-x", "60", "-y", "20",
+                        *[f"-e{key}={value}" for key, value in environment.items()], "sh", "-c", command],
+                       check=True, env={**os.environ, "LC_ALL": "C.UTF-8"})
+        deadline = time.time() + 90
+        while time.time() < deadline and not (frames and "EXIT=" in frames[-1]):
+            time.sleep(0.1)
+            frames.append(subprocess.run([*tmux, "capture-pane", "-p", "-t", "push"], capture_output=True,
+                                         text=True, check=True).stdout)
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+        relay.close()
+    final = frames[-1]
+    assert "EXIT=0" in final, final
+    bar = re.compile(r"\[[#-]+\] (\d+)% \S+ \S+/s ETA \d\d:\d\d")
+    percents = []
+    for frame in frames:
+        rows = [row for row in frame.splitlines() if bar.search(row)]
+        # Redrawn in place: never a second row of bar, which a line wider
+        # than the terminal leaves behind at every redraw.
+        assert len(rows) <= 1, frame
+        for row in rows:
+            assert len(row) < 60, row
+            percents.append(int(bar.search(row).group(1)))
+    assert any(0 < percent < 100 for percent in percents) and percents[-1] == 100, percents
+    shown = next(row for row in final.splitlines() if bar.search(row))
+    # Shortened in the middle, its end kept; the escape shown, never obeyed
+    # (a cleared screen would have lost the bar and the rows above it).
+    assert shown.startswith("holiday?[") and "…" in shown and "one.tar [" in shown, shown
+    assert final.splitlines()[1].startswith("holiday?[2J-photos-from-the-summer"), final
+    answer = [row for row in final.splitlines() if "verified" in row or "(12582912 bytes" in row]
+    assert answer, final
+    assert uploads(server)[0][1:] == (len(data), hashlib.sha256(data).hexdigest())

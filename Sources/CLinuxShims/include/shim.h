@@ -31,6 +31,10 @@ int minihost_sync_file_system(int fd);
 /// (prctl PR_SET_PDEATHSIG); kept across execve.
 int minihost_set_parent_death_signal(int signal);
 
+/// The width in columns of the terminal behind `fd` (ioctl TIOCGWINSZ):
+/// 0 when `fd` is no terminal or the terminal doesn't say.
+int minihost_terminal_columns(int fd);
+
 /// Returns freed heap memory in every malloc arena to the kernel
 /// (malloc_trim(0)); 1 if any was returned, 0 if none could be.
 int minihost_release_free_memory(void);
