@@ -33,6 +33,12 @@ public final class Puller {
             throw PushError("the server didn't say how large the file is or what it holds")
         }
         let path = output ?? Self.fileName(head[header: "Content-Disposition"]) ?? id
+        // A name the server chose never replaces a file (it could be anyone's
+        // `.bashrc`); a name given with -o may, as curl -o does.
+        let replaces = output != nil
+        if !replaces, FileManager.default.fileExists(atPath: path) {
+            throw PushError("\(path) exists; pass -o to choose where the download goes")
+        }
         let partial = path + ".part"
         let descriptor = open(partial, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw PushError("\(partial): \(String(cString: strerror(errno)))") }
@@ -73,8 +79,23 @@ public final class Puller {
             try? FileManager.default.removeItem(atPath: partial)
             throw PushError("the downloaded bytes don't match the server's SHA-256; removed \(partial)")
         }
-        guard rename(partial, path) == 0 else { throw PushError("\(path): \(String(cString: strerror(errno)))") }
+        try Self.place(partial, at: path, replacing: replaces)
         return PullResult(path: path, size: size, sha256: Hex.encode(local), resumed: resumed)
+    }
+
+    /// Renames the checked download into place. Without `replacing`, a file
+    /// that appeared at `path` meanwhile stays: a hard link fails on an
+    /// existing name where a rename would replace it.
+    static func place(_ partial: String, at path: String, replacing: Bool) throws {
+        if replacing {
+            guard rename(partial, path) == 0 else { throw PushError("\(path): \(String(cString: strerror(errno)))") }
+            return
+        }
+        guard link(partial, path) == 0 else {
+            if errno == EEXIST { throw PushError("\(path) exists; pass -o to choose where the download goes (kept \(partial))") }
+            throw PushError("\(path): \(String(cString: strerror(errno)))")
+        }
+        unlink(partial)
     }
 
     /// The plain file name of a `Content-Disposition` (`filename="…"`), never a path.

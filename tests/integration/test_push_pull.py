@@ -16,13 +16,13 @@ from conftest import BIN
 from test_tus import CuttingProxy
 
 
-def cli(server, credential, tmp_path, *args, base=None, check=True, wait=True):
+def cli(server, credential, tmp_path, *args, base=None, check=True, wait=True, cwd=None):
     env = {**os.environ, "MINIHOST_CREDENTIAL": credential, "MINIHOST_SERVER": base or server.base,
            "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
     command = [str(BIN), *args]
     if not wait:
         return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=cwd)
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -141,6 +141,27 @@ def test_push_sends_the_credential_only_to_the_server_it_was_given(make_server, 
     assert created.headers["Location"].startswith("https://elsewhere.invalid/api/tus/")
     answer = json.loads(cli(server, credential, tmp_path, "push", "--json", str(path)).stdout)
     assert answer["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_pull_never_replaces_a_file_the_server_named(server, tmp_path):
+    credential = server.client()
+    data = os.urandom(100_000)
+    upload_id = server.upload(credential, data, name="notes.txt").json()["uploadId"]
+    here = tmp_path / "here"
+    here.mkdir()
+    mine = here / "notes.txt"
+    mine.write_bytes(b"my own notes")
+    refused = cli(server, credential, tmp_path, "pull", upload_id, check=False, cwd=here)
+    assert refused.returncode != 0 and "notes.txt exists" in refused.stderr and "-o" in refused.stderr
+    assert mine.read_bytes() == b"my own notes" and sorted(p.name for p in here.iterdir()) == ["notes.txt"]
+    mine.unlink()
+    cli(server, credential, tmp_path, "pull", upload_id, cwd=here)
+    assert mine.read_bytes() == data and sorted(p.name for p in here.iterdir()) == ["notes.txt"]
+    # A path given with -o is the person's own choice, and replaces, as curl -o does.
+    chosen = here / "chosen.txt"
+    chosen.write_bytes(b"old")
+    cli(server, credential, tmp_path, "pull", upload_id, "-o", str(chosen), cwd=here)
+    assert chosen.read_bytes() == data
 
 
 class SlowRelay:
