@@ -19,7 +19,8 @@ struct ClientOptions: ParsableArguments {
         }
     }
 
-    /// `MINIHOST_CREDENTIAL`, else the first line of `~/.config/minihost/credential`.
+    /// `MINIHOST_CREDENTIAL`, else the first line of `~/.config/minihost/credential`,
+    /// which only its owner may read (as ssh insists for a private key).
     var credential: String {
         get throws {
             let environment = ProcessInfo.processInfo.environment
@@ -27,6 +28,10 @@ struct ClientOptions: ParsableArguments {
             let file = Self.configDirectory + "/credential"
             if let text = try? String(contentsOfFile: file, encoding: .utf8),
                let line = text.split(whereSeparator: \.isNewline).first, !line.isEmpty {
+                var status = stat()
+                guard stat(file, &status) == 0, status.st_mode & 0o077 == 0 else {
+                    throw ValidationError("\(file) can be read by others than its owner; run: chmod 600 \(file)")
+                }
                 return String(line).trimmingCharacters(in: .whitespaces)
             }
             throw ValidationError("set MINIHOST_CREDENTIAL to an API client credential (key.secret), or put it in \(file)")

@@ -252,3 +252,22 @@ def test_push_on_a_terminal_redraws_one_line_that_fits(server, tmp_path):
     answer = [row for row in final.splitlines() if "verified" in row or "(12582912 bytes" in row]
     assert answer, final
     assert uploads(server)[0][1:] == (len(data), hashlib.sha256(data).hexdigest())
+
+
+def test_the_credential_file_is_read_only_when_no_one_else_can(server, tmp_path):
+    credential = server.client()
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"hello")
+    config = tmp_path / "config" / "minihost"
+    config.mkdir(parents=True)
+    (config / "credential").write_text(credential + "\n")
+    environment = {k: v for k, v in os.environ.items() if k != "MINIHOST_CREDENTIAL"} | {
+        "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_STATE_HOME": str(tmp_path / "state")}
+    push = [str(BIN), "push", "--json", "--server", server.base, str(path)]
+    os.chmod(config / "credential", 0o644)
+    refused = subprocess.run(push, env=environment, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "chmod 600" in refused.stderr and credential not in refused.stderr
+    os.chmod(config / "credential", 0o600)
+    answer = json.loads(subprocess.run(push, env=environment, capture_output=True, text=True, timeout=60,
+                                       check=True).stdout)
+    assert answer["sha256"] == hashlib.sha256(b"hello").hexdigest()
