@@ -16,11 +16,13 @@ public final class Puller {
     let server: String
     let credential: String
     let retries: Int
+    let onRetry: (@Sendable (String) -> Void)?
 
-    public init(server: String, credential: String, retries: Int = 10) {
+    public init(server: String, credential: String, retries: Int = 10, onRetry: (@Sendable (String) -> Void)? = nil) {
         self.server = server
         self.credential = credential
         self.retries = retries
+        self.onRetry = onRetry
     }
 
     public func pull(id: String, output: String?, progress: (Int64) -> TransferProgress?) throws -> PullResult {
@@ -50,7 +52,7 @@ public final class Puller {
             have = 0
         }
         let reporter = progress(size)
-        try Backoff(retries: retries).run(retryable: Backoff.transient) {
+        try Backoff(retries: retries, notify: onRetry).run(retryable: Backoff.transient) {
             // Each try continues from what is on disk, so a cut costs only the bytes in flight.
             while have < size {
                 let start = have
@@ -116,6 +118,6 @@ public final class Puller {
     }
 
     private func attempt(_ body: () throws -> TransferResponse) throws -> TransferResponse {
-        try Backoff(retries: retries).run(retryable: Backoff.transient, body)
+        try Backoff(retries: retries, notify: onRetry).run(retryable: Backoff.transient, body)
     }
 }

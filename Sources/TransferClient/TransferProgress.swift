@@ -19,6 +19,12 @@ public final class TransferProgress: @unchecked Sendable {
             self.columns = columns
         }
 
+        /// Writes `text` as a line of its own; on a terminal it first clears
+        /// the bar being redrawn there, which the next update draws again below.
+        public func line(_ text: String) {
+            write((columns() == nil ? "" : "\r\u{1B}[K") + TerminalText.safe(text) + "\n")
+        }
+
         /// Standard error; a terminal that doesn't say its width counts as 80 columns.
         public static let standardError = Display(
             write: { FileHandle.standardError.write(Data($0.utf8)) },

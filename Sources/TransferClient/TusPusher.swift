@@ -15,9 +15,12 @@ public struct PushOptions: Sendable {
     public var patchSize: Int64
     /// Attempts per part after a dropped connection or a busy server.
     public var retries: Int
+    /// Told of each retry and its wait, as one line.
+    public var onRetry: (@Sendable (String) -> Void)?
 
     public init(server: String, credential: String, stateDirectory: String, parallel: Int = 4,
-                parallelThreshold: Int64 = 1024 << 20, patchSize: Int64 = 64 << 20, retries: Int = 10) {
+                parallelThreshold: Int64 = 1024 << 20, patchSize: Int64 = 64 << 20, retries: Int = 10,
+                onRetry: (@Sendable (String) -> Void)? = nil) {
         self.server = server
         self.credential = credential
         self.stateDirectory = stateDirectory
@@ -25,6 +28,7 @@ public struct PushOptions: Sendable {
         self.parallelThreshold = parallelThreshold
         self.patchSize = patchSize
         self.retries = retries
+        self.onRetry = onRetry
     }
 }
 
@@ -152,7 +156,7 @@ public final class TusPusher: @unchecked Sendable {
     func upload(part index: Int, of shared: SharedState, descriptor: Int32, metadata: String?,
                 reporter: TransferProgress?) throws {
         let client = try HTTPClient()
-        try Backoff(retries: options.retries).run(retryable: Backoff.transient) {
+        try Backoff(retries: options.retries, notify: options.onRetry).run(retryable: Backoff.transient) {
             try send(part: index, of: shared, descriptor: descriptor, metadata: metadata, client: client, reporter: reporter)
         }
     }
@@ -215,7 +219,7 @@ public final class TusPusher: @unchecked Sendable {
 
     /// For the last steps (join, check): retried with backoff.
     private func retrying(_ client: HTTPClient, _ body: () throws -> TransferResponse) throws -> TransferResponse {
-        try Backoff(retries: options.retries).run(retryable: Backoff.transient) { try retryable(body) }
+        try Backoff(retries: options.retries, notify: options.onRetry).run(retryable: Backoff.transient) { try retryable(body) }
     }
 }
 

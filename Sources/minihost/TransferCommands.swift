@@ -11,12 +11,32 @@ struct ClientOptions: ParsableArguments {
 
     var resolvedServer: String {
         get throws {
-            guard var server = server ?? ProcessInfo.processInfo.environment["MINIHOST_SERVER"], !server.isEmpty else {
+            guard let given = server ?? ProcessInfo.processInfo.environment["MINIHOST_SERVER"], !given.isEmpty else {
                 throw ValidationError("give --server URL or set MINIHOST_SERVER")
             }
+            var server = given
             while server.hasSuffix("/") { server.removeLast() }
+            // Anything else would fail only after a minute of retries.
+            guard let url = URL(string: server), ["http", "https"].contains(url.scheme?.lowercased() ?? ""),
+                  url.host?.isEmpty == false else {
+                throw ValidationError("the server must be an http:// or https:// URL, not '\(given)'")
+            }
             return server
         }
+    }
+
+    @Option(help: "Times to try again after a dropped connection or a busy server (waits from 0.25 s, doubling, to 10 s).")
+    var retries = 10
+
+    func validate() throws {
+        guard (0...100).contains(retries) else { throw ValidationError("--retries takes 0 to 100") }
+        _ = try resolvedServer
+    }
+
+    /// Where a retry and its wait are told: standard error, unless quiet.
+    func retryNotice(quiet: Bool) -> (@Sendable (String) -> Void)? {
+        guard !quiet else { return nil }
+        return { @Sendable message in TransferProgress.Display.standardError.line(message) }
     }
 
     /// `MINIHOST_CREDENTIAL`, else the first line of `~/.config/minihost/credential`,
@@ -68,7 +88,7 @@ struct Push: ParsableCommand {
     /// 1.25 x in one part); parts pay off on links slower than the disk.
     @Option(help: "Files at least this large (MB) go in parallel parts.") var parallelMb = 1024
     @Option(help: "Megabytes per PATCH (each is acknowledged once on the server's disk).") var patchMb = 64
-    @Flag(help: "No progress on standard error.") var quiet = false
+    @Flag(help: "No progress or retry notices on standard error.") var quiet = false
 
     func validate() throws {
         guard (1...32).contains(parallel) else { throw ValidationError("--parallel takes 1 to 32") }
@@ -78,7 +98,8 @@ struct Push: ParsableCommand {
     func run() throws {
         let options = PushOptions(server: try client.resolvedServer, credential: try client.credential,
                                   stateDirectory: ClientOptions.stateDirectory, parallel: parallel,
-                                  parallelThreshold: Int64(parallelMb) << 20, patchSize: Int64(patchMb) << 20)
+                                  parallelThreshold: Int64(parallelMb) << 20, patchSize: Int64(patchMb) << 20,
+                                  retries: client.retries, onRetry: client.retryNotice(quiet: quiet))
         let pusher = TusPusher(options: options)
         for file in files {
             let name = (file as NSString).lastPathComponent
@@ -107,10 +128,11 @@ struct Pull: ParsableCommand {
     @OptionGroup var client: ClientOptions
     @Argument(help: "The upload's id.") var id: String
     @Option(name: .shortAndLong, help: "Where to write it (default: its file name).") var output: String?
-    @Flag(help: "No progress on standard error.") var quiet = false
+    @Flag(help: "No progress or retry notices on standard error.") var quiet = false
 
     func run() throws {
-        let puller = Puller(server: try client.resolvedServer, credential: try client.credential)
+        let puller = Puller(server: try client.resolvedServer, credential: try client.credential, retries: client.retries,
+                            onRetry: client.retryNotice(quiet: quiet))
         let result = try puller.pull(id: id, output: output) { total in
             quiet ? nil : TransferProgress(label: output ?? id, total: total)
         }

@@ -271,3 +271,26 @@ def test_the_credential_file_is_read_only_when_no_one_else_can(server, tmp_path)
     answer = json.loads(subprocess.run(push, env=environment, capture_output=True, text=True, timeout=60,
                                        check=True).stdout)
     assert answer["sha256"] == hashlib.sha256(b"hello").hexdigest()
+
+
+def test_retries_are_told_and_a_wrong_server_is_refused_at_once(server, tmp_path):
+    credential = server.client()
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"hello")
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    for args in (["push", str(path)], ["pull", "0" * 32, "-o", str(tmp_path / "b")]):
+        started = time.monotonic()
+        out = cli(server, credential, tmp_path, *args, "--retries", "2", base=f"http://127.0.0.1:{port}", check=False)
+        assert out.returncode != 0 and time.monotonic() - started < 30
+        notices = [line for line in out.stderr.splitlines() if "trying again in" in line]
+        assert [n.split("(")[-1] for n in notices] == ["1 of 2)", "2 of 2)"], out.stderr
+        assert "gave up after 2 retries" in out.stderr
+        quiet = cli(server, credential, tmp_path, *args, "--retries", "1", "--quiet", base=f"http://127.0.0.1:{port}",
+                    check=False)
+        assert quiet.returncode != 0 and "trying again" not in quiet.stderr and "gave up after 1 retry" in quiet.stderr
+    for wrong in ("ftp://127.0.0.1/", "127.0.0.1:8080", "http://"):
+        started = time.monotonic()
+        refused = cli(server, credential, tmp_path, "push", str(path), base=wrong, check=False)
+        assert refused.returncode != 0 and "http:// or https:// URL" in refused.stderr and time.monotonic() - started < 5
