@@ -198,6 +198,32 @@ import Testing
         try store.acceptChunk(writer)
     }
 
+    @Test func theAppendPositionFollowsChunksInPlaceAndInFilesOfTheirOwn() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("minihost-test-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let sizes = [70_000, 70_000, 4096, 70_000, 70_123]
+        let bytes = data(sizes.reduce(0, +))
+        let first = try MinihostStore(directory: DataDirectory(root))
+        let session = try open(first, size: bytes.count)
+        // Another process on the same folder: its appends go to files of their own.
+        let other = try MinihostStore(directory: DataDirectory(root))
+        var offset = 0
+        for (step, size) in sizes.enumerated() {
+            let store = step == 1 || step == 4 ? other : first
+            let position = try store.appendPosition(ofSession: session.id)
+            #expect(position.offset == Int64(offset) && position.index == Int64(step))
+            let writer = try store.makeAppendWriter(sessionId: session.id, index: position.index, offset: position.offset,
+                                                    capacity: session.declaredSize - position.offset)
+            try Array(bytes[offset..<(offset + size)]).withUnsafeBytes { try writer.write($0) }
+            try store.acceptChunk(writer)
+            offset += size
+        }
+        // The last chunk has no place in the session file: the position adds up the records.
+        let end = try first.appendPosition(ofSession: session.id)
+        #expect(end.offset == Int64(bytes.count) && end.index == Int64(sizes.count))
+        #expect(try stored(first, try finish(first, session)) == bytes)
+    }
+
     /// Finishes the session, checks the upload holds `bytes` under their
     /// SHA-256, and returns how many bytes the running hash read back.
     func finishReadingBack(_ store: MinihostStore, _ session: UploadSession, expecting bytes: [UInt8]) throws -> Int64 {

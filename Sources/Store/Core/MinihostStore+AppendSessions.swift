@@ -13,14 +13,23 @@ extension MinihostStore {
         try read { try appendPosition(ofSession: id, $0) }
     }
 
-    /// One aggregate row, not every chunk's record: a tus upload asks before
-    /// each `PATCH`, and decoding its 60 records took half a millisecond.
+    /// Read from the last chunk's record alone (a seek in the primary key):
+    /// each chunk was written where the ones before it end, so the last one
+    /// in the session file ends where the next begins. A tus upload asks
+    /// before each `PATCH`; adding up every record instead cost more with
+    /// each one (3,000 `PATCH`es of 4 KiB: 1.4 → 2.1 ms each). Only a last
+    /// chunk kept in a file of its own (no offset to go by) needs the sum.
     func appendPosition(ofSession id: String, _ db: Database) throws -> (offset: Int64, index: Int64) {
-        let row = try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT COALESCE(SUM(size), 0), COALESCE(MAX(chunk_index), -1) + 1
-            FROM minihost_upload_session_chunks WHERE session_id = ?
-            """), arguments: [id])
-        return (row?[0] ?? 0, row?[1] ?? 0)
+        guard let last = try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT chunk_index, file_offset, size FROM minihost_upload_session_chunks
+            WHERE session_id = ? ORDER BY chunk_index DESC LIMIT 1
+            """), arguments: [id]) else { return (0, 0) }
+        let index: Int64 = last[0], fileOffset: Int64? = last[1], size: Int64 = last[2]
+        if let fileOffset { return (fileOffset + size, index + 1) }
+        let total = try Int64.fetchOne(db.cachedStatement(sql: """
+            SELECT COALESCE(SUM(size), 0) FROM minihost_upload_session_chunks WHERE session_id = ?
+            """), arguments: [id]) ?? 0
+        return (total, index + 1)
     }
 
     /// A writer for chunk `index`, `offset` bytes into the session file,
@@ -33,14 +42,16 @@ extension MinihostStore {
                 do {
                     let descriptor = try openSessionFile(sessionId)
                     let slot = ChunkWriter.Slot(state: state, descriptor: descriptor, offset: offset, capacity: capacity)
-                    return ChunkWriter(sessionId: sessionId, index: index, target: .slot(slot), blobs: blobs)
+                    return ChunkWriter(sessionId: sessionId, index: index, appendOffset: offset, target: .slot(slot),
+                                       blobs: blobs)
                 } catch {
                     state.release(index)
                     throw error
                 }
             }
         }
-        return ChunkWriter(sessionId: sessionId, index: index, target: .ownFile(try blobs.makeWriter()), blobs: blobs)
+        return ChunkWriter(sessionId: sessionId, index: index, appendOffset: offset, target: .ownFile(try blobs.makeWriter()),
+                           blobs: blobs)
     }
 
     /// Runs `body` holding an exclusive lock on the session, across threads

@@ -162,10 +162,12 @@ extension MinihostStore {
         }
         switch completed {
         case .ownFile(let blob):
-            try acceptChunk(sessionId: writer.sessionId, index: writer.index, file: blob, now: now)
+            try acceptChunk(sessionId: writer.sessionId, index: writer.index, file: blob, appendOffset: writer.appendOffset,
+                            now: now)
         case .inPlace(let span, let state, var continuation, let hashing):
             defer { state.release(span.index) }
-            try recordChunk(sessionId: writer.sessionId, index: span.index, size: span.size, now: now) { _ in
+            try recordChunk(sessionId: writer.sessionId, index: span.index, size: span.size, appendOffset: writer.appendOffset,
+                            now: now) { _ in
                 UploadSessionChunk(sessionId: writer.sessionId, chunkIndex: span.index, size: span.size,
                                    sha256: nil, fileOffset: span.offset)
             }
@@ -185,11 +187,12 @@ extension MinihostStore {
     /// `file` is removed if refused. A re-sent chunk identical to one already
     /// in the session file is acknowledged without replacing it, so a script
     /// that resumes by sending everything again keeps the fast finish.
-    public func acceptChunk(sessionId: String, index: Int64, file: CompletedBlob, now: Date = Date()) throws {
+    public func acceptChunk(sessionId: String, index: Int64, file: CompletedBlob, appendOffset: Int64? = nil,
+                            now: Date = Date()) throws {
         let duplicate = try inPlaceDuplicate(of: file, sessionId: sessionId, index: index)
         var keptExisting = false
         do {
-            try recordChunk(sessionId: sessionId, index: index, size: file.size, now: now) { db in
+            try recordChunk(sessionId: sessionId, index: index, size: file.size, appendOffset: appendOffset, now: now) { db in
                 if let duplicate, try UploadSessionChunk.fetchOne(db, key: ["session_id": sessionId, "chunk_index": index]) == duplicate {
                     keptExisting = true
                     return nil
@@ -245,8 +248,10 @@ extension MinihostStore {
 
     /// Checks the session can take the chunk, then saves `makeRecord`'s row,
     /// all under the write lock.
-    /// `makeRecord` returning nil keeps the existing row.
-    private func recordChunk(sessionId: String, index: Int64, size: Int64, now: Date,
+    /// `makeRecord` returning nil keeps the existing row. An append (tus)
+    /// gives its `appendOffset`, the bytes before it: its caller holds the
+    /// session lock, so no sum over the session's records is needed.
+    private func recordChunk(sessionId: String, index: Int64, size: Int64, appendOffset: Int64? = nil, now: Date,
                              makeRecord: (Database) throws -> UploadSessionChunk?) throws {
         try writeImmediately { db in
             guard let session = try UploadSession.fetchCached(db, id: sessionId), session.expiresAt > now else {
@@ -254,7 +259,7 @@ extension MinihostStore {
             }
             guard session.state == .open else { throw StorageError(.invalid, "upload is already being finished") }
             try checkChunk(index: index, size: size, of: session)
-            let others = try Int64.fetchOne(db.cachedStatement(sql: """
+            let others = try appendOffset ?? Int64.fetchOne(db.cachedStatement(sql: """
                 SELECT COALESCE(SUM(size), 0) FROM minihost_upload_session_chunks WHERE session_id = ? AND chunk_index != ?
                 """), arguments: [sessionId, index]) ?? 0
             guard others + size <= session.declaredSize else {

@@ -14,6 +14,9 @@ import Glibc
 public final class ChunkWriter {
     public let sessionId: String
     public let index: Int64
+    /// For a session written in order (tus), the offset this chunk starts
+    /// at: every acknowledged byte before it. nil for chunks in slots.
+    let appendOffset: Int64?
     public private(set) var size: Int64 = 0
 
     /// A chunk slot in the session file. Its bytes go through a
@@ -61,9 +64,10 @@ public final class ChunkWriter {
     private let blobs: BlobStore
     private(set) var target: Target
 
-    init(sessionId: String, index: Int64, target: Target, blobs: BlobStore) {
+    init(sessionId: String, index: Int64, appendOffset: Int64? = nil, target: Target, blobs: BlobStore) {
         self.sessionId = sessionId
         self.index = index
+        self.appendOffset = appendOffset
         self.target = target
         self.blobs = blobs
     }
