@@ -353,6 +353,19 @@ def test_acknowledged_bytes_survive_a_restart_and_abandoned_uploads_expire(make_
     assert not session.exists()
 
 
+def test_an_upload_takes_at_most_the_configured_patches_and_is_told_why(make_server):
+    server = make_server({"MINIHOST_MAX_CHUNKS": "5"})
+    credential = server.client()
+    url = create(server, credential, 100)
+    for index in range(6):  # records 0-5: MINIHOST_MAX_CHUNKS, counted from 0 as the plain dialect's chunks may be
+        assert patch(url, server, credential, b"x" * 10, index * 10).status_code == 204
+    refused = patch(url, server, credential, b"y" * 10, 60)
+    assert refused.status_code == 400 and "MINIHOST_MAX_CHUNKS" in refused.text and "larger PATCHes" in refused.text
+    assert refused.headers["Tus-Resumable"] == "1.0.0"
+    head = requests.head(url, headers=headers(server, credential))
+    assert head.headers["Upload-Offset"] == "60"
+
+
 def test_a_browser_preflight_is_answered_and_tus_headers_are_readable(make_server):
     server = make_server({"MINIHOST_CORS_ORIGINS": "https://app.example"})
     credential = server.client()

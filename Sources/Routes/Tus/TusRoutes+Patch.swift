@@ -50,6 +50,12 @@ extension TusRoutes {
                         throw HTTPErrorResponse(.badRequest, "Upload-Length differs from the upload's length")
                     }
                 }
+                // Each PATCH that brought bytes is one record: refused before
+                // any byte is read once the upload has as many as the server allows.
+                guard index <= store.maxChunkIndex(of: session) else {
+                    throw HTTPErrorResponse(.badRequest, "This upload has taken \(index) PATCH requests, the most the server "
+                                            + "allows one upload (MINIHOST_MAX_CHUNKS); send an upload in fewer, larger PATCHes")
+                }
                 let result = try append(request, session: session, terms: terms, offset: offset, index: index,
                                         checksum: checksum)
                 return (result.offset, result.finished, session.expiresAt)
