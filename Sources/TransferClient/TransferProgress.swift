@@ -86,6 +86,8 @@ public final class TransferProgress: @unchecked Sendable {
             display.write("\r\(line)\u{1B}[K" + (final ? "\n" : ""))
         } else {
             let tenth = Int(fraction * 10)
+            // The last line said 100 % already: the final one would repeat it.
+            if final && tenth == 10 && lastTenth == 10 { return }
             guard final || tenth > lastTenth || now.timeIntervalSince(lastDrawn) >= 5 else { return }
             lastTenth = tenth
             lastDrawn = now

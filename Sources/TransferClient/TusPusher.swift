@@ -46,8 +46,24 @@ public struct PushResult: Sendable {
 /// A push or pull that failed, said for a person. It may quote a server's
 /// answer, so what could steer a terminal is shown as `?`.
 public struct PushError: Error, CustomStringConvertible {
+    /// Whose the failure is, which decides whether the next file is worth trying.
+    public struct Code: Equatable, Sendable {
+        private let name: String
+        /// The local file can't be read as one (missing, a folder, unreadable).
+        public static let localFile = Code(name: "localFile")
+        /// The server refused this file (too large, over quota, stored other bytes).
+        public static let refused = Code(name: "refused")
+        /// Anything else: the server unreachable, the credential refused.
+        public static let transfer = Code(name: "transfer")
+    }
+
+    public let code: Code
     public let description: String
-    public init(_ description: String) { self.description = TerminalText.safe(description) }
+
+    public init(_ description: String, code: Code = .transfer) {
+        self.code = code
+        self.description = TerminalText.safe(description)
+    }
 }
 
 /// Uploads files over tus: one upload, or for large files parallel partial
@@ -66,10 +82,12 @@ public final class TusPusher: @unchecked Sendable {
 
     public func push(path: String, contentType: String, progress: (Int64) -> TransferProgress?) throws -> PushResult {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw PushError("\(path): \(String(cString: strerror(errno)))") }
+        guard descriptor >= 0 else { throw PushError("\(path): \(String(cString: strerror(errno)))", code: .localFile) }
         defer { close(descriptor) }
         var info = stat()
-        guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { throw PushError("\(path): not a regular file") }
+        guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw PushError("\(path): not a regular file", code: .localFile)
+        }
         let size = Int64(info.st_size)
         let name = (path as NSString).lastPathComponent
         let store = try PushStateStore(directory: options.stateDirectory, server: options.server,
@@ -127,7 +145,7 @@ public final class TusPusher: @unchecked Sendable {
             throw PushError("the server didn't say what it stored (\(head.status))")
         }
         guard digest == "sha-256=:\(Data(local).base64EncodedString()):" else {
-            throw PushError("the server's SHA-256 differs from the local file's: \(digest)")
+            throw PushError("the server's SHA-256 differs from the local file's: \(digest)", code: .refused)
         }
         return PushResult(id: id, name: name, size: size, sha256: Hex.encode(local), downloadURL: download, resumed: resumed)
     }
@@ -170,7 +188,9 @@ public final class TusPusher: @unchecked Sendable {
             if shared.snapshot.parts.count > 1 { headers.append(("Upload-Concat", "partial")) }
             let created = try retryable { try client.perform(TransferRequest(method: "POST", url: tusURL, headers: headers)) }
             guard created.status == 201, let location = created[header: "Location"].flatMap(onServer) else {
-                throw PushError("creating the upload was refused: \(created.status) \(created.text)")
+                // A credential refused fails every file alike; a size or quota refusal is this file's.
+                throw PushError("creating the upload was refused: \(created.status) \(created.text)",
+                                code: [401, 403].contains(created.status) ? .transfer : .refused)
             }
             part.url = location
             shared.setURL(location, part: index)
@@ -292,7 +312,7 @@ final class LocalHash: @unchecked Sendable {
                 var offset: Int64 = 0
                 while offset < size {
                     let got = pread(descriptor, buffer.baseAddress, buffer.count, off_t(offset))
-                    guard got > 0 else { throw PushError("reading the file for its hash failed") }
+                    guard got > 0 else { throw PushError("reading the file for its hash failed", code: .localFile) }
                     try hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
                     offset += Int64(got)
                 }

@@ -101,10 +101,20 @@ struct Push: ParsableCommand {
                                   parallelThreshold: Int64(parallelMb) << 20, patchSize: Int64(patchMb) << 20,
                                   retries: client.retries, onRetry: client.retryNotice(quiet: quiet))
         let pusher = TusPusher(options: options)
+        // As rsync does: a file that can't be read or that the server refuses
+        // is told and skipped; a server out of reach stops the run.
+        var skipped = 0
         for file in files {
             let name = (file as NSString).lastPathComponent
-            let result = try pusher.push(path: file, contentType: MediaTypeGuess.forFileName(name)) { total in
-                quiet ? nil : TransferProgress(label: name, total: total)
+            let result: PushResult
+            do {
+                result = try pusher.push(path: file, contentType: MediaTypeGuess.forFileName(name)) { total in
+                    quiet ? nil : TransferProgress(label: name, total: total)
+                }
+            } catch let error as PushError where error.code != .transfer {
+                TransferProgress.Display.standardError.line("Error: \(error)")
+                skipped += 1
+                continue
             }
             if json {
                 let object: [String: Any] = ["id": result.id, "name": result.name, "size": result.size, "sha256": result.sha256,
@@ -117,6 +127,7 @@ struct Push: ParsableCommand {
                 print("  download: \(result.downloadURL)")
             }
         }
+        if skipped > 0 { throw PushError("\(skipped) of \(files.count) files were not pushed") }
     }
 }
 

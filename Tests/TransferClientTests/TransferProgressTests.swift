@@ -104,6 +104,6 @@ private final class Recorder: @unchecked Sendable {
         let writes = recorder.writes
         #expect(writes.allSatisfy { $0.hasPrefix("notes.txt: ") && $0.hasSuffix("\n") && !$0.contains("\r") })
         #expect(writes.map { $0.split(separator: " ")[1] } == ["2%", "10%", "20%", "30%", "40%", "50%", "60%", "70%", "80%",
-                                                               "90%", "100%", "100%"])
+                                                               "90%", "100%"])
     }
 }

@@ -294,3 +294,24 @@ def test_retries_are_told_and_a_wrong_server_is_refused_at_once(server, tmp_path
         started = time.monotonic()
         refused = cli(server, credential, tmp_path, "push", str(path), base=wrong, check=False)
         assert refused.returncode != 0 and "http:// or https:// URL" in refused.stderr and time.monotonic() - started < 5
+
+
+def test_push_skips_files_it_cant_send_and_sends_the_rest(make_server, tmp_path):
+    server = make_server({"MINIHOST_MAX_CHUNKED_MB": "1"})  # Tus-Max-Size: 1 MiB
+    credential = server.client()
+    small, other, large = tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "large.bin"
+    small.write_bytes(b"first")
+    other.write_bytes(b"second")
+    large.write_bytes(os.urandom(2 * 1024 * 1024))
+    out = cli(server, credential, tmp_path, "push", "--json", str(small), str(tmp_path / "missing.txt"), str(tmp_path),
+              str(large), str(other), check=False)
+    assert out.returncode != 0
+    pushed = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [answer["name"] for answer in pushed] == ["a.txt", "b.txt"]
+    assert sorted(size for _, size, _ in uploads(server)) == [5, 6]
+    assert "missing.txt: No such file or directory" in out.stderr and "not a regular file" in out.stderr
+    assert "413" in out.stderr and "3 of 5 files were not pushed" in out.stderr
+    # A refused credential fails every file alike: the run stops at the first.
+    stopped = cli(server, "nobody.secret", tmp_path, "push", str(small), str(other), check=False)
+    assert stopped.returncode != 0 and "401" in stopped.stderr and "were not pushed" not in stopped.stderr
+    assert stopped.stderr.count("refused") == 1
