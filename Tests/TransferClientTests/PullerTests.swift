@@ -3,36 +3,33 @@ import Testing
 @testable import TransferClient
 
 @Suite struct PullerPlacementTests {
-    private func folder() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("puller-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
+    /// A new folder holding a checked download and the file already at its path.
+    private func folder(partial: String, existing: String) throws -> (dir: URL, partial: String, path: String) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("puller-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent("notes.txt").path
+        try Data(partial.utf8).write(to: URL(fileURLWithPath: path + ".part"))
+        try Data(existing.utf8).write(to: URL(fileURLWithPath: path))
+        return (dir, path + ".part", path)
     }
 
+    private func text(_ path: String) throws -> String { try String(contentsOfFile: path, encoding: .utf8) }
+
     @Test func aServerNamedFileThatAppearedMeanwhileIsKept() throws {
-        let dir = try folder()
+        let (dir, partial, path) = try folder(partial: "downloaded", existing: "mine")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let partial = dir.appendingPathComponent("notes.txt.part").path, path = dir.appendingPathComponent("notes.txt").path
-        try Data("downloaded".utf8).write(to: URL(fileURLWithPath: partial))
-        try Data("mine".utf8).write(to: URL(fileURLWithPath: path))
         #expect(throws: PushError.self) { try Puller.place(partial, at: path, replacing: false) }
-        #expect(try String(contentsOfFile: path, encoding: .utf8) == "mine")
-        #expect(try String(contentsOfFile: partial, encoding: .utf8) == "downloaded")
+        #expect(try text(path) == "mine" && text(partial) == "downloaded")
         try FileManager.default.removeItem(atPath: path)
         try Puller.place(partial, at: path, replacing: false)
-        #expect(try String(contentsOfFile: path, encoding: .utf8) == "downloaded")
-        #expect(!FileManager.default.fileExists(atPath: partial))
+        #expect(try text(path) == "downloaded" && !FileManager.default.fileExists(atPath: partial))
     }
 
     @Test func aChosenPathIsReplaced() throws {
-        let dir = try folder()
+        let (dir, partial, path) = try folder(partial: "new", existing: "old")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let partial = dir.appendingPathComponent("x.part").path, path = dir.appendingPathComponent("x").path
-        try Data("new".utf8).write(to: URL(fileURLWithPath: partial))
-        try Data("old".utf8).write(to: URL(fileURLWithPath: path))
         try Puller.place(partial, at: path, replacing: true)
-        #expect(try String(contentsOfFile: path, encoding: .utf8) == "new")
-        #expect(!FileManager.default.fileExists(atPath: partial))
+        #expect(try text(path) == "new" && !FileManager.default.fileExists(atPath: partial))
     }
 
     @Test func anErrorQuotingAServerCannotSteerTheTerminal() {

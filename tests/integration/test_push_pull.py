@@ -8,7 +8,6 @@ import shlex
 import signal
 import socket
 import subprocess
-import threading
 import time
 
 import requests
@@ -164,46 +163,6 @@ def test_pull_never_replaces_a_file_the_server_named(server, tmp_path):
     assert chosen.read_bytes() == data
 
 
-class SlowRelay:
-    """Forwards connections to `port`, sending requests on at `rate` bytes/s
-    (answers at full speed), so a transfer lasts long enough to watch."""
-
-    def __init__(self, port, rate):
-        self.port, self.rate = port, rate
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                downstream, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.port))
-            threading.Thread(target=self.pump, args=(downstream, upstream, self.rate), daemon=True).start()
-            threading.Thread(target=self.pump, args=(upstream, downstream, None), daemon=True).start()
-
-    @staticmethod
-    def pump(source, target, rate):
-        try:
-            while block := source.recv(16384):
-                target.sendall(block)
-                if rate:
-                    time.sleep(len(block) / rate)
-        except OSError:
-            pass
-        finally:
-            for connection in (source, target):
-                try:
-                    connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self):
-        self.listener.close()
-
-
 def test_push_on_a_terminal_redraws_one_line_that_fits(server, tmp_path):
     """What a person sees, in a real terminal (tmux, 60 columns): a file whose
     name is longer than the line and carries an escape sequence, sent at
@@ -213,10 +172,10 @@ def test_push_on_a_terminal_redraws_one_line_that_fits(server, tmp_path):
     path = tmp_path / name
     data = os.urandom(12 * 1024 * 1024)
     path.write_bytes(data)
-    relay = SlowRelay(server.port, 4_000_000)
-    tmux = ["tmux", "-u", "-L", f"minihost-push-{os.getpid()}-{relay.url.rsplit(':', 1)[1]}", "-f", "/dev/null"]
+    relay = CuttingProxy(server.port, None, rate=4_000_000)
+    tmux = ["tmux", "-u", "-L", f"minihost-push-{os.getpid()}-{relay.address[1]}", "-f", "/dev/null"]
     command = f"{shlex.quote(str(BIN))} push --patch-mb 1 {shlex.quote(str(path))}; echo EXIT=$?; sleep 120"
-    environment = {"MINIHOST_CREDENTIAL": credential, "MINIHOST_SERVER": relay.url, "LC_ALL": "C.UTF-8",
+    environment = {"MINIHOST_CREDENTIAL": credential, "MINIHOST_SERVER": relay.url(""), "LC_ALL": "C.UTF-8",
                    "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
     frames = []
     try:

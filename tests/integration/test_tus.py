@@ -66,10 +66,11 @@ def test_tuspy_uploads_and_the_upload_is_a_minihost_upload(server, tmp_path):
 class CuttingProxy:
     """Forwards connections to `port`, cutting each after `limit` bytes of
     the request (or, with `responses=True`, of the answer); only the first
-    `times` connections are cut."""
+    `times` connections are cut, and none when `limit` is None. With `rate`
+    (bytes/s) that side is sent on no faster, so a transfer can be watched."""
 
-    def __init__(self, port, limit, responses=False, times=None):
-        self.port, self.limit, self.responses, self.times = port, limit, responses, times
+    def __init__(self, port, limit, responses=False, times=None, rate=None):
+        self.port, self.limit, self.responses, self.times, self.rate = port, limit, responses, times, rate
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.address = self.listener.getsockname()
         self.cuts = 0
@@ -85,7 +86,7 @@ class CuttingProxy:
 
     def relay(self, downstream):
         upstream = socket.create_connection(("127.0.0.1", self.port))
-        cutting = self.times is None or self.cuts < self.times
+        cutting = self.limit is not None and (self.times is None or self.cuts < self.times)
         source, target = (upstream, downstream) if self.responses else (downstream, upstream)
 
         def close_both():
@@ -117,6 +118,8 @@ class CuttingProxy:
                     break
                 target.sendall(block)
                 sent += len(block)
+                if self.rate:
+                    time.sleep(len(block) / self.rate)
         except OSError:
             pass
         finally:
