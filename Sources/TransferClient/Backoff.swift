@@ -17,7 +17,7 @@ struct Backoff {
                 guard let reason = retryable(error) else { throw error }
                 attempt += 1
                 guard attempt <= retries else {
-                    throw PushError("gave up after \(retries) \(retries == 1 ? "retry" : "retries"): \(reason)")
+                    throw PushError(retries == 0 ? reason : "gave up after \(retries) \(retries == 1 ? "retry" : "retries"): \(reason)")
                 }
                 let delay = min(10, 0.25 * pow(2, Double(attempt - 1)))
                 notify?("\(reason); trying again in \(String(format: "%.2g", delay)) s (\(attempt) of \(retries))")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HTTPCore
 import Routes
 import TransferClient
 
@@ -31,6 +32,17 @@ struct ClientOptions: ParsableArguments {
     func validate() throws {
         guard (0...100).contains(retries) else { throw ValidationError("--retries takes 0 to 100") }
         _ = try resolvedServer
+    }
+
+    /// Says on standard error, unless quiet, when the credential and the
+    /// bytes would cross a network unencrypted: plain http to anything but
+    /// this machine. Not refused: a LAN server without TLS is the operator's choice.
+    func warnIfUnencrypted(quiet: Bool) throws {
+        guard !quiet, let url = URL(string: try resolvedServer), url.scheme?.lowercased() == "http" else { return }
+        let host = (url.host ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        guard host.lowercased() != "localhost", !LoopbackAddress.contains(host) else { return }
+        TransferProgress.Display.standardError.line(
+            "warning: \(host) is plain http: the credential and the file cross the network unencrypted (use https://)")
     }
 
     /// Where a retry and its wait are told: standard error, unless quiet.
@@ -100,6 +112,7 @@ struct Push: ParsableCommand {
                                   stateDirectory: ClientOptions.stateDirectory, parallel: parallel,
                                   parallelThreshold: Int64(parallelMb) << 20, patchSize: Int64(patchMb) << 20,
                                   retries: client.retries, onRetry: client.retryNotice(quiet: quiet))
+        try client.warnIfUnencrypted(quiet: quiet)
         let pusher = TusPusher(options: options)
         // As rsync does: a file that can't be read or that the server refuses
         // is told and skipped; a server out of reach stops the run.
@@ -142,6 +155,7 @@ struct Pull: ParsableCommand {
     @Flag(help: "No progress or retry notices on standard error.") var quiet = false
 
     func run() throws {
+        try client.warnIfUnencrypted(quiet: quiet)
         let puller = Puller(server: try client.resolvedServer, credential: try client.credential, retries: client.retries,
                             onRetry: client.retryNotice(quiet: quiet))
         let result = try puller.pull(id: id, output: output) { total in

@@ -249,6 +249,12 @@ def test_retries_are_told_and_a_wrong_server_is_refused_at_once(server, tmp_path
         quiet = cli(server, credential, tmp_path, *args, "--retries", "1", "--quiet", base=f"http://127.0.0.1:{port}",
                     check=False)
         assert quiet.returncode != 0 and "trying again" not in quiet.stderr and "gave up after 1 retry" in quiet.stderr
+    # Plain http to anything but this machine is said once (0.0.0.0 reaches this machine, but names none).
+    warned = cli(server, credential, tmp_path, "push", str(path), "--retries", "0", base=f"http://0.0.0.0:{port}",
+                 check=False)
+    assert "warning: 0.0.0.0 is plain http" in warned.stderr and warned.stderr.count("warning") == 1
+    assert "gave up" not in warned.stderr  # no retries asked for: just the reason
+    assert "warning" not in out.stderr  # 127.0.0.1, above
     for wrong in ("ftp://127.0.0.1/", "127.0.0.1:8080", "http://"):
         started = time.monotonic()
         refused = cli(server, credential, tmp_path, "push", str(path), base=wrong, check=False)
