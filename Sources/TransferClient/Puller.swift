@@ -87,17 +87,22 @@ public final class Puller {
 
     /// Renames the checked download into place. Without `replacing`, a file
     /// that appeared at `path` meanwhile stays: a hard link fails on an
-    /// existing name where a rename would replace it.
+    /// existing name where a rename would replace it. A file system without
+    /// hard links (FAT, some FUSE mounts) gets a check and a rename instead.
     static func place(_ partial: String, at path: String, replacing: Bool) throws {
-        if replacing {
-            guard rename(partial, path) == 0 else { throw PushError("\(path): \(String(cString: strerror(errno)))") }
-            return
+        let exists = { PushError("\(path) exists; pass -o to choose where the download goes (kept \(partial))") }
+        if !replacing {
+            if link(partial, path) == 0 {
+                unlink(partial)
+                return
+            }
+            guard errno != EEXIST else { throw exists() }
+            guard [EPERM, EOPNOTSUPP, ENOSYS, EMLINK].contains(errno) else {
+                throw PushError("\(path): \(String(cString: strerror(errno)))")
+            }
+            guard !FileManager.default.fileExists(atPath: path) else { throw exists() }
         }
-        guard link(partial, path) == 0 else {
-            if errno == EEXIST { throw PushError("\(path) exists; pass -o to choose where the download goes (kept \(partial))") }
-            throw PushError("\(path): \(String(cString: strerror(errno)))")
-        }
-        unlink(partial)
+        guard rename(partial, path) == 0 else { throw PushError("\(path): \(String(cString: strerror(errno)))") }
     }
 
     /// The plain file name of a `Content-Disposition` (`filename="…"`), never a path.
