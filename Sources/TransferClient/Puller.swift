@@ -25,7 +25,9 @@ public final class Puller {
         self.onRetry = onRetry
     }
 
-    public func pull(id: String, output: String?, progress: (Int64) -> TransferProgress?) throws -> PullResult {
+    /// `progress` gets the size and the path the download goes to (the
+    /// server's file name unless `output` names one).
+    public func pull(id: String, output: String?, progress: (_ size: Int64, _ path: String) -> TransferProgress?) throws -> PullResult {
         let url = "\(server)/api/minihost/download?id=\(id.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? id)"
         let authorization = ("Authorization", "Bearer \(credential)")
         let client = try HTTPClient()
@@ -51,7 +53,7 @@ public final class Puller {
             guard ftruncate(descriptor, 0) == 0 else { throw PushError("\(partial): can't truncate") }
             have = 0
         }
-        let reporter = progress(size)
+        let reporter = progress(size, path)
         try Backoff(retries: retries, notify: onRetry).run(retryable: Backoff.transient) {
             // Each try continues from what is on disk, so a cut costs only the bytes in flight.
             while have < size {

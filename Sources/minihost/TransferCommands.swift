@@ -158,8 +158,8 @@ struct Pull: ParsableCommand {
         try client.warnIfUnencrypted(quiet: quiet)
         let puller = Puller(server: try client.resolvedServer, credential: try client.credential, retries: client.retries,
                             onRetry: client.retryNotice(quiet: quiet))
-        let result = try puller.pull(id: id, output: output) { total in
-            quiet ? nil : TransferProgress(label: output ?? id, total: total)
+        let result = try puller.pull(id: id, output: output) { total, path in
+            quiet ? nil : TransferProgress(label: (path as NSString).lastPathComponent, total: total)
         }
         print("\(TerminalText.safe(result.path)): \(result.size) bytes, sha256 \(result.sha256) verified\(result.resumed ? " (resumed)" : "")")
     }

@@ -51,6 +51,7 @@ def test_push_verifies_and_pull_downloads(server, tmp_path):
     target = tmp_path / "copy.txt"
     pulled = cli(server, credential, tmp_path, "pull", answer["id"], "-o", str(target))
     assert target.read_bytes() == data and "verified" in pulled.stdout
+    assert "copy.txt: 100%" in pulled.stderr  # progress named after where it goes, not the id
     refused = cli(server, credential, tmp_path, "pull", "0" * 32, "-o", str(tmp_path / "x"), check=False)
     assert refused.returncode != 0 and "404" in refused.stderr
     missing = subprocess.run([str(BIN), "push", str(path), "--server", server.base], capture_output=True, text=True,
