@@ -47,6 +47,7 @@ import Testing
         #expect(TerminalText.safe("evil\u{1B}]0;owned\u{07}name\r.txt") == "evil?]0;owned?name?.txt")
         #expect(TerminalText.safe("photo\u{202E}gpj.exe") == "photo?gpj.exe")
         #expect(TerminalText.safe("\u{9B}31m") == "?31m")
+        #expect(TerminalText.safe("one\u{2028}two\u{2029}") == "one?two?")
         #expect(TerminalText.safe("crème brûlée.txt") == "crème brûlée.txt")
         let line = ProgressLine.plain(label: "a\u{1B}b", fraction: 0.1, current: 100, total: 1000, rate: 50, eta: 18)
         #expect(line == "a?b: 10% (100 B of 1.0 KB), 50 B/s, ETA 00:18")
