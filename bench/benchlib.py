@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import shutil
 import subprocess
 import threading
 import time
@@ -374,6 +375,40 @@ def requests_chunked_upload(base, user, password, path, chunk=8 << 20, parallel=
             time.sleep(1)
         assert response.status_code == 200, response.text
         return next(line.split(": ", 1)[1] for line in response.text.splitlines() if line.startswith("Raw: "))
+
+
+def split_file(path, folder, chunk=8 << 20):
+    """`path` cut into files of `chunk` bytes in `folder` (emptied first), in order."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    parts = []
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            parts.append(folder / f"{len(parts):05d}")
+            parts[-1].write_bytes(block)
+    return parts
+
+
+def curl_tus_upload(base, credential, parts):
+    """tus from one curl process: create, then one PATCH per file in `parts`
+    on one keep-alive connection (`--next`), each read from its file as it
+    is sent. Returns the upload id."""
+    auth = ["-H", "Tus-Resumable: 1.0.0", "-H", f"Authorization: Bearer {credential}"]
+    size = sum(p.stat().st_size for p in parts)
+    created = subprocess.run(["curl", "-sS", "-f", "-o", "/dev/null", "-D", "-", "-X", "POST", *auth,
+                              "-H", f"Upload-Length: {size}", base + "/api/tus"], capture_output=True, text=True,
+                             check=True).stdout
+    url = next(line.split(":", 1)[1].strip() for line in created.splitlines() if line.lower().startswith("location:"))
+    command, offset = ["curl"], 0
+    for part in parts:
+        if offset:
+            command.append("--next")
+        # No Expect: 100-continue, as tus clients send it.
+        command += ["-sS", "-f", "-o", "/dev/null", "-X", "PATCH", "-T", str(part), *auth, "-H", "Expect:",
+                    "-H", f"Upload-Offset: {offset}", "-H", "Content-Type: application/offset+octet-stream", url]
+        offset += part.stat().st_size
+    subprocess.run(command, check=True)
+    return url.rsplit("/", 1)[1]
 
 
 def tus_upload(base, credential, path, chunk=8 << 20):

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import requests
 
-from benchlib import (BIN, OUT, ROOT, Minihost, ReferenceNginx, RSSSampler, SlowUploader, WrkError, median, refresh,
-                      requests_chunked_upload, settle, summary, timed, tus_upload, wrk)
+from benchlib import (BIN, OUT, ROOT, Minihost, ReferenceNginx, RSSSampler, SlowUploader, WrkError, curl_tus_upload,
+                      median, refresh, requests_chunked_upload, settle, split_file, summary, timed, tus_upload, wrk)
 
 
 def rotated(steps, index):
@@ -353,7 +353,8 @@ def measure_chunked(server, big, runs):
 
 def measure_tus(server, big, runs):
     """500 MB over tus in 8 MiB PATCHes, one after another on a keep-alive
-    connection (as tuspy or tus-js-client send them), and by `minihost push`
+    connection (as tuspy or tus-js-client send them; also from one curl
+    process, reported), and by `minihost push`
     (4 parallel partial uploads, joined), against the single multipart
     upload, in rotated order; new content, a sync and a pause before each,
     the stored bytes read back.
@@ -370,9 +371,11 @@ def measure_tus(server, big, runs):
         subprocess.run(["dd", f"if={big}", f"of={big.parent / f'ballast-{next(ballast)}.bin'}", "bs=1M",
                         "conv=fsync"], check=True, capture_output=True)
 
-    def run(send, frees_memory=False):
+    def run(send, frees_memory=False, prepare=None):
         def step():
             expected = refresh(big)
+            if prepare:
+                prepare()
             settle()
             start = time.perf_counter()
             upload_id = send()
@@ -392,8 +395,17 @@ def measure_tus(server, big, runs):
                              text=True, check=True).stdout
         return json.loads(out)["id"]
 
+    # The same PATCHes from one curl process, its 8 MiB pieces cut untimed
+    # beforehand: what the Python client adds between requests, told apart
+    # from what the server does.
+    pieces, pieces_folder = [], big.parent / "tus-pieces"
+
+    def cut():
+        pieces[:] = split_file(big, pieces_folder)
+
     steps = [("single", run(lambda: server.upload(big)["uploadId"])),
              ("tus", run(lambda: tus_upload(server.base, server.credential, big))),
+             ("tus_curl", run(lambda: curl_tus_upload(server.base, server.credential, pieces), prepare=cut)),
              ("push", run(push)), ("push_parallel", run(lambda: push("--parallel-mb", "64"), frees_memory=True))]
     measured = []
     try:
@@ -401,9 +413,11 @@ def measure_tus(server, big, runs):
             measured.append({name: step() for name, step in rotated(steps, index)})
     finally:
         shutil.rmtree(state, ignore_errors=True)
+        shutil.rmtree(pieces_folder, ignore_errors=True)
     return {
         "tus_runs_s": measured,
         "tus_over_single": summary([m["tus"] / m["single"] for m in measured]),
+        "tus_curl_over_single": summary([m["tus_curl"] / m["single"] for m in measured]),
         "push_over_single": summary([m["push"] / m["single"] for m in measured]),
         "push_parallel_over_single": summary([m["push_parallel"] / m["single"] for m in measured]),
     }
@@ -551,6 +565,7 @@ TARGETS = [
     ("chunks 8 MiB x4, requests ÷ single upload", "chunked_requests_over_single", "<=", 1.5),
     ("chunks 8 MiB x4, example script ÷ single", "chunked_script_over_single", None, None),
     ("tus, 8 MiB PATCHes in order ÷ single upload", "tus_over_single", "<=", 1.2),
+    ("tus, the same PATCHes from one curl process ÷ single upload", "tus_curl_over_single", None, None),
     ("minihost push ÷ single upload", "push_over_single", "<=", 1.2),
     ("minihost push, 4 parallel parts joined ÷ single upload", "push_parallel_over_single", None, None),
     ("cliCheckCredentials req/s, 16 conn, same password", "check_credentials_rps", None, None),
