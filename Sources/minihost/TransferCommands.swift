@@ -62,7 +62,7 @@ struct ClientOptions: ParsableArguments {
                let line = text.split(whereSeparator: \.isNewline).first, !line.isEmpty {
                 var status = stat()
                 guard stat(file, &status) == 0, status.st_mode & 0o077 == 0 else {
-                    throw ValidationError("\(file) can be read by others than its owner; run: chmod 600 \(file)")
+                    throw ValidationError("others than its owner can read or change \(file); run: chmod 600 \(file)")
                 }
                 return String(line).trimmingCharacters(in: .whitespaces)
             }
@@ -100,7 +100,7 @@ struct Push: ParsableCommand {
     /// 1.25 x in one part); parts pay off on links slower than the disk.
     @Option(help: "Files at least this large (MB) go in parallel parts.") var parallelMb = 1024
     @Option(help: "Megabytes per PATCH (each is acknowledged once on the server's disk).") var patchMb = 64
-    @Flag(help: "No progress or retry notices on standard error.") var quiet = false
+    @Flag(help: "No progress, retry notices or warnings on standard error.") var quiet = false
 
     func validate() throws {
         guard (1...32).contains(parallel) else { throw ValidationError("--parallel takes 1 to 32") }
@@ -152,7 +152,7 @@ struct Pull: ParsableCommand {
     @OptionGroup var client: ClientOptions
     @Argument(help: "The upload's id.") var id: String
     @Option(name: .shortAndLong, help: "Where to write it (default: its file name).") var output: String?
-    @Flag(help: "No progress or retry notices on standard error.") var quiet = false
+    @Flag(help: "No progress, retry notices or warnings on standard error.") var quiet = false
 
     func run() throws {
         try client.warnIfUnencrypted(quiet: quiet)
