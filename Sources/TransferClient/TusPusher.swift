@@ -42,7 +42,6 @@ public struct PushResult: Sendable {
     public var resumed: Bool
 }
 
-/// A push that can't go on: refused by the server, or the stored bytes differ.
 /// A push or pull that failed, said for a person. It may quote a server's
 /// answer, so what could steer a terminal is shown as `?`.
 public struct PushError: Error, CustomStringConvertible {
