@@ -3,39 +3,44 @@ import Testing
 @testable import Store
 
 @Suite struct UploadBuffersTests {
-    @Test func anArrayGivenBackIsTheNextOneTakenEmptied() {
+    @Test func aBufferGivenBackIsTheNextOneTakenEmptied() {
         let pool = UploadBuffers(limit: 2)
-        var array = pool.takeArray()
-        #expect(array.isEmpty && array.capacity >= UploadBuffers.size)
-        array.append(contentsOf: [1, 2, 3])
-        let storage = array.withUnsafeBufferPointer { $0.baseAddress }
-        pool.giveBack(array)
-        array = []
-        let again = pool.takeArray()
+        let buffer = pool.take()
+        #expect(buffer.isEmpty && buffer.memory.count == UploadBuffers.size)
+        ([1, 2, 3] as [UInt8]).withUnsafeBytes { _ = buffer.append($0) }
+        #expect(buffer.count == 3)
+        pool.giveBack(buffer)
+        let again = pool.take()
+        #expect(again === buffer)
         #expect(again.isEmpty)
-        #expect(again.withUnsafeBufferPointer { $0.baseAddress } == storage)
     }
 
-    @Test func alignedBuffersAreReusedAndAligned() {
-        let pool = UploadBuffers(limit: 2)
-        let buffer = pool.takeAligned()
-        #expect(buffer.count == UploadBuffers.size)
-        #expect(Int(bitPattern: buffer.baseAddress) % UploadBuffers.alignment == 0)
-        pool.giveBack(aligned: buffer)
-        #expect(pool.takeAligned().baseAddress == buffer.baseAddress)
+    @Test func buffersAreAlignedForDirectWrites() {
+        let buffers = (0..<3).map { _ in UploadBuffer() }
+        for buffer in buffers {
+            #expect(Int(bitPattern: buffer.memory.baseAddress) % UploadBuffers.alignment == 0)
+        }
+    }
+
+    @Test func appendTakesWhatFitsAndSaysHowMuch() {
+        let buffer = UploadBuffer()
+        let almost = [UInt8](repeating: 7, count: UploadBuffer.capacity - 2)
+        #expect(almost.withUnsafeBytes { buffer.append($0) } == almost.count)
+        #expect(!buffer.isFull)
+        #expect(([1, 2, 3, 4] as [UInt8]).withUnsafeBytes { buffer.append($0) } == 2)
+        #expect(buffer.isFull)
+        #expect(([5] as [UInt8]).withUnsafeBytes { buffer.append($0) } == 0)
+        #expect(Array(buffer.bytes.suffix(3)) == [7, 1, 2])
+        buffer.removeAll()
+        #expect(buffer.isEmpty && buffer.bytes.isEmpty)
     }
 
     @Test func keepsAtMostItsLimitAndReleaseFreesAll() {
         let pool = UploadBuffers(limit: 2)
-        let arrays = (0..<3).map { _ in pool.takeArray() }
-        let aligned = (0..<3).map { _ in pool.takeAligned() }
-        for array in arrays { pool.giveBack(array) }
-        for buffer in aligned { pool.giveBack(aligned: buffer) }
-        #expect(pool.waiting == 4)
-        // Too small to be an upload buffer: not kept.
-        pool.giveBack([UInt8](repeating: 0, count: 10))
-        #expect(pool.waiting == 4)
-        #expect(pool.release() == 4)
+        let buffers = (0..<3).map { _ in pool.take() }
+        for buffer in buffers { pool.giveBack(buffer) }
+        #expect(pool.waiting == 2)
+        #expect(pool.release() == 2)
         #expect(pool.waiting == 0)
     }
 }

@@ -12,14 +12,14 @@ import OpenSSLCrypto
 /// buffers in flight the socket keeps draining. The bytes, their order and
 /// the hash are the same as writing inline.
 ///
-/// Whole aligned megabytes are written with `O_DIRECT` from one aligned
-/// buffer the writing helper reuses, skipping the page cache: an upload is read
-/// back rarely and soon by nobody, and taking fresh page-cache memory for
-/// every byte was the slowest step of an upload (on the 2-core VM in
-/// docs/BENCHMARKS.md, buffered writes ran at ~200 MB/s where `O_DIRECT`
-/// ran at ~800). The rest (a tail, an unaligned start, a file system that
-/// refuses `O_DIRECT`) is written through the page cache as before; the
-/// final fsync makes either durable.
+/// Whole aligned megabytes are written with `O_DIRECT` straight from their
+/// ``UploadBuffer``, skipping the page cache: an upload is read back rarely
+/// and soon by nobody, and taking fresh page-cache memory for every byte was
+/// the slowest step of an upload (on the 2-core VM in docs/BENCHMARKS.md,
+/// buffered writes ran at ~200 MB/s where `O_DIRECT` ran at ~800). The rest
+/// (a tail, an unaligned start, a file system that refuses `O_DIRECT`) is
+/// written through the page cache as before; the final fsync makes either
+/// durable.
 final class BackgroundWriter: @unchecked Sendable {
     static let bufferSize = UploadBuffers.size
     /// Offsets, lengths and memory of `O_DIRECT` writes are multiples of this.
@@ -48,7 +48,7 @@ final class BackgroundWriter: @unchecked Sendable {
     private var nextToWrite = 0
     private var nextToHash = 0
     /// Emptied buffers the request thread can refill.
-    private var spare: [[UInt8]] = []
+    private var spare: [UploadBuffer] = []
     private var closing = false
     private var cancelled = false
     private var writesFinished = false
@@ -56,14 +56,13 @@ final class BackgroundWriter: @unchecked Sendable {
     private var failure: Error?
     private var written: Int64 = 0
     private var writebackStarted: Int64 = 0
-    /// The same file opened with `O_DIRECT`, and the aligned buffer its
-    /// writes come from; nil where the file system refuses it.
-    private var direct: (descriptor: Int32, buffer: UnsafeMutableRawBufferPointer)?
+    /// The same file opened with `O_DIRECT`; nil where the file system refuses it.
+    private var directDescriptor: Int32?
     /// Bytes written with `O_DIRECT` (for tests).
     private(set) var directlyWritten: Int64 = 0
 
     private struct Queued {
-        var buffer: [UInt8]
+        var buffer: UploadBuffer
         var written = false
         var hashed: Bool
     }
@@ -81,12 +80,10 @@ final class BackgroundWriter: @unchecked Sendable {
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&changed, nil)
         if offset % Int64(Self.directAlignment) == 0 {
-            let directDescriptor = minihost_reopen_for_direct_writes(descriptor)
-            if directDescriptor >= 0 {
-                direct = (directDescriptor, UploadBuffers.shared.takeAligned())
-            }
+            let direct = minihost_reopen_for_direct_writes(descriptor)
+            if direct >= 0 { directDescriptor = direct }
         }
-        spare = [UploadBuffers.shared.takeArray(), UploadBuffers.shared.takeArray()]
+        spare = [UploadBuffers.shared.take(), UploadBuffers.shared.take()]
         let writer = Thread { [self] in runWrites() }
         writer.name = "blob-writer"
         writer.start()
@@ -108,18 +105,19 @@ final class BackgroundWriter: @unchecked Sendable {
 
     /// An empty buffer to fill, waiting while both are in flight. Throws a
     /// helper's error, if it had one.
-    func takeBuffer() throws -> [UInt8] {
+    func takeBuffer() throws -> UploadBuffer {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         while spare.isEmpty && failure == nil { pthread_cond_wait(&changed, &mutex) }
         if let failure { throw failure }
-        var buffer = spare.removeLast()
-        buffer.removeAll(keepingCapacity: true)
+        let buffer = spare.removeLast()
+        buffer.removeAll()
         return buffer
     }
 
-    /// Queues a filled buffer for hashing and writing.
-    func submit(_ buffer: [UInt8]) throws {
+    /// Queues a filled buffer for hashing and writing; it belongs to the
+    /// writer from now on.
+    func submit(_ buffer: UploadBuffer) throws {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         if let failure { throw failure }
@@ -172,7 +170,7 @@ final class BackgroundWriter: @unchecked Sendable {
         run(\.nextToHash, hash, mark: { $0.hashed = true }, finished: \.hashingFinished)
     }
 
-    private func run(_ cursor: ReferenceWritableKeyPath<BackgroundWriter, Int>, _ body: ([UInt8]) -> Error?,
+    private func run(_ cursor: ReferenceWritableKeyPath<BackgroundWriter, Int>, _ body: (UploadBuffer) -> Error?,
                      mark: (inout Queued) -> Void, finished: ReferenceWritableKeyPath<BackgroundWriter, Bool>) {
         while work(cursor, body, mark: mark) {}
         pthread_mutex_lock(&mutex)
@@ -183,23 +181,16 @@ final class BackgroundWriter: @unchecked Sendable {
 
     /// Runs `body` on the next buffer for the helper whose place is
     /// `cursor`, then marks it; false when there is none to run.
-    private func work(_ cursor: ReferenceWritableKeyPath<BackgroundWriter, Int>, _ body: ([UInt8]) -> Error?,
+    private func work(_ cursor: ReferenceWritableKeyPath<BackgroundWriter, Int>, _ body: (UploadBuffer) -> Error?,
                       mark: (inout Queued) -> Void) -> Bool {
-        // The closure's copy of the array is gone when it returns, before
-        // the buffer can go back to the request thread: a copy still alive
-        // there would make its refill allocate fresh memory.
-        let done = { () -> (Int, Error?)? in
-            guard let (number, buffer) = self.next(cursor) else { return nil }
-            return (number, body(buffer))
-        }()
-        guard let (number, error) = done else { return false }
-        finish(number, error: error, mark)
+        guard let (number, buffer) = next(cursor) else { return false }
+        finish(number, error: body(buffer), mark)
         return true
     }
 
-    private func hash(_ buffer: [UInt8]) -> Error? {
+    private func hash(_ buffer: UploadBuffer) -> Error? {
         do {
-            try buffer.withUnsafeBytes { try hasher?.update($0) }
+            try hasher?.update(buffer.bytes)
             return nil
         } catch {
             return error
@@ -209,7 +200,7 @@ final class BackgroundWriter: @unchecked Sendable {
     /// The next queued buffer for the helper whose place is `cursor` (and
     /// moves it on), waiting for one; nil once closing with none left, after
     /// a failure, or when cancelled.
-    private func next(_ cursor: ReferenceWritableKeyPath<BackgroundWriter, Int>) -> (Int, [UInt8])? {
+    private func next(_ cursor: ReferenceWritableKeyPath<BackgroundWriter, Int>) -> (Int, UploadBuffer)? {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         while self[keyPath: cursor] == firstQueued + queued.count && !closing && failure == nil && !cancelled {
@@ -222,8 +213,7 @@ final class BackgroundWriter: @unchecked Sendable {
     }
 
     /// Marks buffer `number` done for one helper; a buffer both are done
-    /// with goes back to the request thread. The helper has let go of its
-    /// copy of the array by now, so the request thread refills it in place.
+    /// with goes back to the request thread.
     private func finish(_ number: Int, error: Error?, _ mark: (inout Queued) -> Void) {
         pthread_mutex_lock(&mutex)
         if let error, failure == nil { failure = error }
@@ -236,16 +226,14 @@ final class BackgroundWriter: @unchecked Sendable {
         pthread_mutex_unlock(&mutex)
     }
 
-    /// Aligned whole blocks from the aligned buffer with `O_DIRECT`; anything
+    /// Whole aligned blocks from aligned memory with `O_DIRECT`; anything
     /// else, or whatever a direct write left, through the page cache.
     private func write(_ bytes: UnsafeRawBufferPointer, at position: Int64) throws {
         var done = 0
-        if let direct, position % Int64(Self.directAlignment) == 0, bytes.count % Self.directAlignment == 0,
-           bytes.count <= direct.buffer.count {
-            direct.buffer.copyMemory(from: bytes)
+        if let directDescriptor, let start = bytes.baseAddress, position % Int64(Self.directAlignment) == 0,
+           bytes.count % Self.directAlignment == 0, Int(bitPattern: start) % Self.directAlignment == 0 {
             while done < bytes.count {
-                let count = pwrite(direct.descriptor, direct.buffer.baseAddress! + done, bytes.count - done,
-                                   off_t(position + Int64(done)))
+                let count = pwrite(directDescriptor, start + done, bytes.count - done, off_t(position + Int64(done)))
                 if count < 0 && errno == EINTR { continue }
                 if count < 0 && errno == EINVAL {
                     // The file system wants a larger alignment after all.
@@ -265,18 +253,17 @@ final class BackgroundWriter: @unchecked Sendable {
     }
 
     private func stopDirectWrites() {
-        guard let direct else { return }
-        close(direct.descriptor)
-        UploadBuffers.shared.giveBack(aligned: direct.buffer)
-        self.direct = nil
+        guard let directDescriptor else { return }
+        close(directDescriptor)
+        self.directDescriptor = nil
     }
 
-    private func consume(_ buffer: [UInt8]) -> Error? {
+    private func consume(_ buffer: UploadBuffer) -> Error? {
         do {
-            try buffer.withUnsafeBytes { bytes in
-                try beginWrite()
+            try beginWrite()
+            do {
                 defer { endWrite() }
-                try write(bytes, at: offset + written)
+                try write(buffer.bytes, at: offset + written)
             }
             written += Int64(buffer.count)
             // Start writing to disk while the rest arrives, so the final

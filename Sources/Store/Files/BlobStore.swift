@@ -122,7 +122,8 @@ public final class BlobWriter {
     private var descriptor: Int32
     private let hasher: SHA256Hasher
     private var done = false
-    private var buffer = UploadBuffers.shared.takeArray()
+    /// nil once finished or abandoned.
+    private var buffer: UploadBuffer? = UploadBuffers.shared.take()
     private var background: BackgroundWriter?
 
     init(temporaryDirectory: String) throws {
@@ -137,39 +138,39 @@ public final class BlobWriter {
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        guard var filling = buffer else { throw StorageError(.invalid, "blob writer already finished") }
         var rest = bytes
         while !rest.isEmpty {
-            let room = BackgroundWriter.bufferSize - buffer.count
-            let take = min(room, rest.count)
-            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: rest[0..<take]))
-            rest = UnsafeRawBufferPointer(rebasing: rest[take...])
-            if buffer.count == BackgroundWriter.bufferSize { try flushBuffer() }
+            rest = UnsafeRawBufferPointer(rebasing: rest[filling.append(rest)...])
+            if filling.isFull { filling = try flushBuffer(filling) }
         }
         size += Int64(bytes.count)
     }
 
-    private func flushBuffer() throws {
+    /// Hands a full buffer to the helpers; returns the next one to fill.
+    private func flushBuffer(_ full: UploadBuffer) throws -> UploadBuffer {
         if background == nil { background = BackgroundWriter(descriptor: descriptor, hasher: hasher) }
-        try background!.submit(buffer)
-        buffer = try background!.takeBuffer()
+        buffer = nil  // the writer's now, even if the hand-over fails
+        try background!.submit(full)
+        let next = try background!.takeBuffer()
+        buffer = next
+        return next
     }
 
     /// Flushes the bytes to disk and returns their address. After this the
     /// file belongs to the ``CompletedBlob``.
     public func finish() throws -> CompletedBlob {
+        guard let last = buffer else { throw StorageError(.invalid, "blob writer already finished") }
+        buffer = nil
         let hashing = background
         if let background {
-            if !buffer.isEmpty { try background.submit(buffer) } else { UploadBuffers.shared.giveBack(buffer) }
-            buffer = []
+            if !last.isEmpty { try background.submit(last) } else { UploadBuffers.shared.giveBack(last) }
             try background.drainWrites()
             self.background = nil
         } else {
-            try buffer.withUnsafeBytes { bytes in
-                try hasher.update(bytes)
-                try Self.writeAll(descriptor, bytes)
-            }
-            UploadBuffers.shared.giveBack(buffer)
-            buffer = []
+            defer { UploadBuffers.shared.giveBack(last) }
+            try hasher.update(last.bytes)
+            try Self.writeAll(descriptor, last.bytes)
         }
         if fsync(descriptor) != 0 { throw StorageError.fromErrno("fsync temporary file") }
         if close(descriptor) != 0 { descriptor = -1; throw StorageError.fromErrno("close temporary file") }
@@ -186,8 +187,8 @@ public final class BlobWriter {
         done = true
         background?.cancel()
         background = nil
-        UploadBuffers.shared.giveBack(buffer)
-        buffer = []
+        if let buffer { UploadBuffers.shared.giveBack(buffer) }
+        buffer = nil
         if descriptor >= 0 { close(descriptor); descriptor = -1 }
         unlink(temporaryPath)
     }

@@ -29,8 +29,9 @@ public final class ChunkWriter {
         let descriptor: Int32
         let offset: Int64
         let capacity: Int64
-        /// Bytes not yet handed to the helper, which follow `submitted`.
-        var buffer = UploadBuffers.shared.takeArray()
+        /// Bytes not yet handed to the helper, which follow `submitted`;
+        /// nil once flushed.
+        var buffer: UploadBuffer? = UploadBuffers.shared.take()
         var submitted: Int64 = 0
         var background: BackgroundWriter?
         /// The session's running hash, carried on through these bytes as
@@ -89,12 +90,11 @@ public final class ChunkWriter {
                 return try write(bytes)
             }
             try slot.state.checkWritable()
+            guard var filling = slot.buffer else { throw StorageError(.invalid, "chunk writer already flushed") }
             var rest = bytes
             while !rest.isEmpty {
-                let take = min(BackgroundWriter.bufferSize - slot.buffer.count, rest.count)
-                slot.buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: rest[0..<take]))
-                rest = UnsafeRawBufferPointer(rebasing: rest[take...])
-                if slot.buffer.count == BackgroundWriter.bufferSize { try submit(slot) }
+                rest = UnsafeRawBufferPointer(rebasing: rest[filling.append(rest)...])
+                if filling.isFull { filling = try submit(filling, of: slot) }
             }
             size += Int64(bytes.count)
         case .ownFile(let writer):
@@ -105,8 +105,9 @@ public final class ChunkWriter {
         }
     }
 
-    /// Hands the slot's full buffer to its helper, starting one the first time.
-    private func submit(_ slot: Slot) throws {
+    /// Hands the slot's full buffer to its helper, starting one the first
+    /// time; returns the next buffer to fill.
+    private func submit(_ full: UploadBuffer, of slot: Slot) throws -> UploadBuffer {
         if slot.background == nil {
             let state = slot.state
             // Each chunk ends in an fsync before it is acknowledged: writeback
@@ -116,39 +117,39 @@ public final class ChunkWriter {
                                                writebackStep: 1 << 20,
                                                beginWrite: { try state.beginWrite() }, endWrite: { state.endWrite() })
         }
-        let count = Int64(slot.buffer.count)
-        try slot.background!.submit(slot.buffer)
-        slot.submitted += count
-        slot.buffer = try slot.background!.takeBuffer()
+        slot.buffer = nil  // the helper's now, even if the hand-over fails
+        try slot.background!.submit(full)
+        slot.submitted += Int64(full.count)
+        let next = try slot.background!.takeBuffer()
+        slot.buffer = next
+        return next
     }
 
     /// Writes what is still buffered and waits for the helper: every byte
     /// received is then in the file (not yet on disk). The running hash may
     /// still be catching up (`slot.hashing`).
     private func flush(_ slot: Slot) throws {
+        guard let last = slot.buffer else { return }
+        slot.buffer = nil
         if let background = slot.background {
-            if !slot.buffer.isEmpty {
-                try background.submit(slot.buffer)
-                slot.submitted += Int64(slot.buffer.count)
+            if !last.isEmpty {
+                try background.submit(last)
+                slot.submitted += Int64(last.count)
             } else {
-                UploadBuffers.shared.giveBack(slot.buffer)
+                UploadBuffers.shared.giveBack(last)
             }
-            slot.buffer = []
             slot.background = nil
             try background.drainWrites()
             slot.hashing = background
         } else {
-            if !slot.buffer.isEmpty {
+            defer { UploadBuffers.shared.giveBack(last) }
+            if !last.isEmpty {
                 try slot.state.beginWrite()
                 defer { slot.state.endWrite() }
-                try slot.buffer.withUnsafeBytes { bytes in
-                    try slot.continuation?.hasher.update(bytes)
-                    try SessionFile.writeAll(slot.descriptor, bytes, at: slot.offset + slot.submitted)
-                }
-                slot.submitted += Int64(slot.buffer.count)
+                try slot.continuation?.hasher.update(last.bytes)
+                try SessionFile.writeAll(slot.descriptor, last.bytes, at: slot.offset + slot.submitted)
+                slot.submitted += Int64(last.count)
             }
-            UploadBuffers.shared.giveBack(slot.buffer)
-            slot.buffer = []
         }
     }
 
@@ -196,8 +197,8 @@ public final class ChunkWriter {
         case .slot(let slot):
             slot.background?.cancel()
             slot.background = nil
-            UploadBuffers.shared.giveBack(slot.buffer)
-            slot.buffer = []
+            if let buffer = slot.buffer { UploadBuffers.shared.giveBack(buffer) }
+            slot.buffer = nil
             close(slot.descriptor)
             slot.state.release(index)
         case .ownFile(let writer):

@@ -19,9 +19,9 @@ enum SessionFile {
         let (descriptor, direct) = openForReading(path)
         guard descriptor >= 0 else { throw StorageError.fromErrno("open " + what) }
         defer { close(descriptor) }
-        let buffer = UploadBuffers.shared.takeAligned()
-        defer { UploadBuffers.shared.giveBack(aligned: buffer) }
-        try read(descriptor, direct: direct, offset: offset, count: count, buffer: buffer, body)
+        let buffer = UploadBuffers.shared.take()
+        defer { UploadBuffers.shared.giveBack(buffer) }
+        try read(descriptor, direct: direct, offset: offset, count: count, buffer: buffer.memory, body)
     }
 
     /// `path` opened for reading, with `O_DIRECT` (`direct`) where the file

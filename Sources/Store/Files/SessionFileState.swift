@@ -260,9 +260,10 @@ final class SessionFileState: @unchecked Sendable {
         if hashing || sealed || !startProgressIfNeeded() { pthread_mutex_unlock(&mutex); return }
         hashing = true
         let (descriptor, direct) = SessionFile.openForReading(path)
-        let buffer = UploadBuffers.shared.takeAligned()
+        let pooled = UploadBuffers.shared.take()
+        let buffer = pooled.memory
         defer {
-            UploadBuffers.shared.giveBack(aligned: buffer)
+            UploadBuffers.shared.giveBack(pooled)
             if descriptor >= 0 { close(descriptor) }
             hashing = false
             pthread_cond_broadcast(&changed)
