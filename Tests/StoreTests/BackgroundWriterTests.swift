@@ -47,7 +47,7 @@ import Testing
     @Test func alignedMegabytesGoDirectAndEverythingElseThroughThePageCache() throws {
         let fixture = try TemporaryStore()
         let directory = fixture.store.directory.temporaryPath
-        let megabyte = BackgroundWriter.bufferSize
+        let megabyte = UploadBuffer.capacity
         let direct = takesDirectWrites(directory)
         // Whole megabytes then a tail: all but the tail direct.
         let aligned = try write(sizes: [megabyte, megabyte, 1000], offset: 0, in: directory)
@@ -69,7 +69,7 @@ import Testing
     @Test func directReadsGiveTheBytesOfAnyRangeUpToTheFilesEnd() throws {
         let fixture = try TemporaryStore()
         let path = fixture.store.directory.temporaryPath + "/read-\(UUID().uuidString)"
-        let size = 3 * BackgroundWriter.bufferSize + 1234
+        let size = 3 * UploadBuffer.capacity + 1234
         let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ $0 >> 9) }
         #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
         defer { unlink(path) }
@@ -78,7 +78,7 @@ import Testing
         defer { close(descriptor) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SessionFile.ioSize, alignment: Self.block)
         defer { buffer.deallocate() }
-        let megabyte = BackgroundWriter.bufferSize
+        let megabyte = UploadBuffer.capacity
         let ranges = [(0, size), (1, 10), (Self.block - 1, 2), (megabyte - 5, megabyte + 10), (size - 1, 1),
                       (size - 5000, 5000), (2 * megabyte, megabyte), (777, 2 * megabyte + 3)]
         for (offset, count) in ranges {
@@ -106,7 +106,7 @@ import Testing
         let writer = BackgroundWriter(descriptor: descriptor, hasher: hasher)
         var expected: [UInt8] = []
         var memory = Set<UnsafeRawPointer?>()
-        let megabyte = BackgroundWriter.bufferSize
+        let megabyte = UploadBuffer.capacity
         for (index, size) in [megabyte, megabyte, megabyte, megabyte, megabyte, 4321].enumerated() {
             let buffer = try writer.takeBuffer()
             let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 17 &+ index) }
@@ -135,7 +135,7 @@ import Testing
         let writer = BackgroundWriter(descriptor: descriptor, hasher: try SHA256Hasher())
         for _ in 0..<2 {
             let buffer = try writer.takeBuffer()
-            [UInt8](repeating: 7, count: BackgroundWriter.bufferSize).withUnsafeBytes { _ = buffer.append($0) }
+            [UInt8](repeating: 7, count: UploadBuffer.capacity).withUnsafeBytes { _ = buffer.append($0) }
             try writer.submit(buffer)
         }
         writer.cancel()  // returns only once both helpers have ended

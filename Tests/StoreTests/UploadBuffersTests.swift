@@ -6,7 +6,7 @@ import Testing
     @Test func aBufferGivenBackIsTheNextOneTakenEmptied() {
         let pool = UploadBuffers(limit: 2)
         let buffer = pool.take()
-        #expect(buffer.isEmpty && buffer.memory.count == UploadBuffers.size)
+        #expect(buffer.isEmpty && buffer.memory.count == UploadBuffer.capacity)
         ([1, 2, 3] as [UInt8]).withUnsafeBytes { _ = buffer.append($0) }
         #expect(buffer.count == 3)
         pool.giveBack(buffer)
@@ -18,7 +18,7 @@ import Testing
     @Test func buffersAreAlignedForDirectWrites() {
         let buffers = (0..<3).map { _ in UploadBuffer() }
         for buffer in buffers {
-            #expect(Int(bitPattern: buffer.memory.baseAddress) % UploadBuffers.alignment == 0)
+            #expect(Int(bitPattern: buffer.memory.baseAddress) % UploadBuffer.alignment == 0)
         }
     }
 

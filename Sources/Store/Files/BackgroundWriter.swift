@@ -21,9 +21,8 @@ import OpenSSLCrypto
 /// written through the page cache as before; the final fsync makes either
 /// durable.
 final class BackgroundWriter: @unchecked Sendable {
-    static let bufferSize = UploadBuffers.size
     /// Offsets, lengths and memory of `O_DIRECT` writes are multiples of this.
-    static let directAlignment = UploadBuffers.alignment
+    static let directAlignment = UploadBuffer.alignment
 
     private let descriptor: Int32
     /// Writeback starts every this many bytes, so the final fsync waits for

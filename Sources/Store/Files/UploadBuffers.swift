@@ -14,8 +14,6 @@ import Synchronization
 /// frees them all when the worker goes quiet, so idle memory is what it was.
 final class UploadBuffers: Sendable {
     static let shared = UploadBuffers()
-    static let size = UploadBuffer.capacity
-    static let alignment = UploadBuffer.alignment
 
     let limit: Int
     private let pool = Mutex<[UploadBuffer]>([])
