@@ -5,7 +5,7 @@ import HTTPCore
 /// Turns libfcgi's parameter array into a ``Request``. Every string is copied
 /// into Swift here: libfcgi frees them at `FCGX_Finish_r`.
 enum FastCGIRequestDecoder {
-    static func decode(_ request: inout FCGX_Request) -> Request {
+    static func decode(_ request: inout FCGX_Request) -> (request: Request, body: FastCGIRequestBody) {
         var params: [String: String] = [:]
         var headers = HTTPHeaders()
         if var pointer = request.envp {
@@ -37,7 +37,7 @@ enum FastCGIRequestDecoder {
         let connection = request.ipcFd
         decoded.isAbandoned = { peerClosed(connection) }
         decoded.requestId = params["MINIHOST_REQUEST_ID"].flatMap(RequestId.validated) ?? RequestId.make()
-        return decoded
+        return (decoded, body)
     }
 
     /// nginx closes its connection to the worker when the client goes away
@@ -106,5 +106,30 @@ final class FastCGIRequestBody: RequestBody {
             }
         }
         return Int(count)
+    }
+
+    /// At most this much of a body no handler read is discarded to find its end.
+    static let discardLimit = 64 * 1024
+
+    /// Whether nginx has sent all it will on this connection: the stream
+    /// ended cleanly, read by a handler or found among the bytes already
+    /// here (a bodiless request's end arrives with its parameters). Never
+    /// waits: the socket is read non-blocking, so a body still on its way
+    /// counts as not ended, and so does one longer than ``discardLimit``.
+    func endedWithoutWaiting(descriptor: Int32) -> Bool {
+        guard let stream else { return false }
+        if FCGX_HasSeenEOF(stream) == 0 {
+            let flags = fcntl(descriptor, F_GETFL)
+            guard flags >= 0, fcntl(descriptor, F_SETFL, flags | O_NONBLOCK) == 0 else { return false }
+            defer { _ = fcntl(descriptor, F_SETFL, flags) }
+            withUnsafeTemporaryAllocation(of: CChar.self, capacity: 4096) { scratch in
+                var discarded = 0
+                // EAGAIN ends the stream as an error, which the check below sees.
+                while FCGX_HasSeenEOF(stream) == 0, discarded < Self.discardLimit {
+                    discarded += Int(max(0, FCGX_GetStr(scratch.baseAddress!, Int32(scratch.count), stream)))
+                }
+            }
+        }
+        return FCGX_HasSeenEOF(stream) != 0 && FCGX_GetError(stream) == 0
     }
 }

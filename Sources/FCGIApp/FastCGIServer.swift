@@ -142,9 +142,19 @@ public final class FastCGIServer: @unchecked Sendable {
             }
             busy.add(1, ordering: .relaxed)
             let started = ContinuousClock.now
-            let incoming = FastCGIRequestDecoder.decode(&request)
+            let (incoming, body) = FastCGIRequestDecoder.decode(&request)
             let response = responder(incoming)
             let sent = writer.write(response, method: incoming.method, to: request.out)
+            // libfcgi closes a connection gracefully: it shuts down its side,
+            // then waits in poll for nginx to close, so that nginx, if still
+            // sending a body, doesn't fail to write and lose the answer. Once
+            // nginx has sent everything there is nothing to protect, and the
+            // wait costs this thread a sleep and a wake-up per request (~13 %
+            // of the request rate for health and downloads). A detached
+            // request is closed without it.
+            if request.keepConnection == 0, body.endedWithoutWaiting(descriptor: request.ipcFd) {
+                FCGX_Detach(&request)
+            }
             FCGX_Finish_r(&request)
             busy.subtract(1, ordering: .relaxed)
             observer?(incoming, response, RequestOutcome(bytesSent: sent, bytesReceived: incoming.body.bytesRead,

@@ -20,6 +20,17 @@ def _pair(name: bytes, value: bytes) -> bytes:
     return length(len(name)) + length(len(value)) + name + value
 
 
+def begin(params: dict) -> bytes:
+    """BEGIN_REQUEST and the PARAMS stream, as nginx opens a request."""
+    encoded = b"".join(_pair(k.encode(), v.encode()) for k, v in params.items())
+    return _record(BEGIN_REQUEST, 1, struct.pack("!HB5x", 1, 0)) + _record(PARAMS, 1, encoded) + _record(PARAMS, 1, b"")
+
+
+def stdin(content: bytes) -> bytes:
+    """Body bytes; empty content is the body's end."""
+    return _record(STDIN, 1, content)
+
+
 def request(sock: socket.socket, method: str, uri: str, headers=None, body: bytes = b"", params_extra=None):
     """Sends one request (`params_extra` adds or replaces FastCGI parameters) and
     returns (status, headers dict, body)."""
@@ -31,9 +42,12 @@ def request(sock: socket.socket, method: str, uri: str, headers=None, body: byte
         key = name.upper().replace("-", "_")
         params[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key] = value
     params.update(params_extra or {})
-    encoded = b"".join(_pair(k.encode(), v.encode()) for k, v in params.items())
-    sock.sendall(_record(BEGIN_REQUEST, 1, struct.pack("!HB5x", 1, 0)) + _record(PARAMS, 1, encoded)
-                 + _record(PARAMS, 1, b"") + (_record(STDIN, 1, body) if body else b"") + _record(STDIN, 1, b""))
+    sock.sendall(begin(params) + (stdin(body) if body else b"") + stdin(b""))
+    return read_answer(sock)
+
+
+def read_answer(sock: socket.socket):
+    """Reads STDOUT up to END_REQUEST; returns (status, headers dict, body)."""
     out = b""
     buffer = b""
     while True:

@@ -175,6 +175,41 @@ def test_serve_on_a_unix_socket_answers_with_accel_redirect(tmp_path):
     assert not os.path.exists(path)
 
 
+def test_a_worker_closes_at_once_once_nginx_sent_everything_and_lingers_over_an_unread_body(tmp_path):
+    path = str(tmp_path / "w.sock")
+    process, _, _ = start_serve(tmp_path, "--socket", path)
+    try:
+        # A bodiless request has ended by the time it is answered: the worker
+        # closes the connection outright rather than waiting on nginx's close.
+        with connect_retry(path, socket.AF_UNIX) as s:
+            status, _, _ = fastcgi_client.request(s, "GET", "/api/health")
+            assert status == 200
+            assert s.recv(1) == b""
+            with pytest.raises((BrokenPipeError, ConnectionResetError)):
+                s.sendall(b"x" * 8)
+        # A body answered before it was read (no credential) may still be on
+        # its way: the worker keeps reading and discarding it, so a front end
+        # still sending never fails to write and loses the answer.
+        declared = 4 * 1024 * 1024
+        params = {"REQUEST_METHOD": "POST", "REQUEST_URI": "/api/minihost/upload",
+                  "DOCUMENT_URI": "/api/minihost/upload", "QUERY_STRING": "", "REMOTE_ADDR": "127.0.0.1",
+                  "CONTENT_LENGTH": str(declared), "CONTENT_TYPE": "multipart/form-data; boundary=b"}
+        chunk = b"y" * 65535
+        with connect_retry(path, socket.AF_UNIX) as s:
+            s.settimeout(30)
+            s.sendall(fastcgi_client.begin(params) + fastcgi_client.stdin(chunk * 4))
+            status, _, body = fastcgi_client.read_answer(s)
+            assert status == 401, body
+            sent = len(chunk) * 4
+            while sent < declared:
+                s.sendall(fastcgi_client.stdin(chunk))
+                sent += len(chunk)
+            s.sendall(fastcgi_client.stdin(b""))
+            assert s.recv(1) == b""
+    finally:
+        stop_serve(process)
+
+
 def test_serve_takes_the_socket_systemd_passes_and_leaves_it_working(tmp_path):
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     path = str(tmp_path / "activated.sock")
