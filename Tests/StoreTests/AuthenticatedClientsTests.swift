@@ -90,6 +90,20 @@ import Testing
         #expect(try reopened.clients.authenticate(key: "app", secret: secret) != nil, "remembered again after the reconcile")
     }
 
+    /// The counter is read through a mapping, which faults on a page past
+    /// the file's end: an empty or short file (no stamp) is filled out first.
+    @Test func anEmptyGenerationFileReadsAsNoStamp() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("generation-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("credential-generation").path
+        #expect(FileManager.default.createFile(atPath: path, contents: Data([1, 2, 3])))
+        #expect(try CredentialGeneration(path: path).current() == 0, "a short file holds no stamp")
+        try Data().write(to: URL(fileURLWithPath: path))
+        #expect(try CredentialGeneration(path: path).current() == 0)
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int == 8)
+    }
+
     @Test func scopesMatchWholeNamesOnly() {
         let client = APIClient(clientKey: "app", secretHash: "", scopes: "upload,download", active: true,
                                createdAt: Date(), revokedAt: nil)
