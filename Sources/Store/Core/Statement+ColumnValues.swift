@@ -8,7 +8,13 @@ import GRDBSQLite
 /// nineteen columns, cost more than SQLite's own work, so the hottest reads
 /// name their columns in a fixed order and decode them by position.
 struct ColumnValues {
-    fileprivate let statement: SQLiteStatement
+    let statement: SQLiteStatement
+
+    /// Made only by ``Statement/fetchFirst(arguments:_:)`` and its kin, on a
+    /// statement standing on a row.
+    fileprivate init(statement: SQLiteStatement) {
+        self.statement = statement
+    }
 
     /// The value at `index`, or nil for NULL (or a value of another type).
     func optional<Value: StatementColumnConvertible>(_ index: CInt, as _: Value.Type = Value.self) -> Value? {
