@@ -89,7 +89,8 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: [
             "Store", "MinihostTesting", "OpenSSLCrypto", "CLinuxShims", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
-        .testTarget(name: "RoutesTests", dependencies: ["Routes", "Store", "HTTPCore", "OpenSSLCrypto", "MinihostTesting"]),
+        .testTarget(name: "RoutesTests", dependencies: ["Routes", "Store", "HTTPCore", "OpenSSLCrypto", "ServerMetrics",
+                                                      "MinihostTesting"]),
         .testTarget(name: "TransferClientTests", dependencies: ["TransferClient"]),
     ]
 )

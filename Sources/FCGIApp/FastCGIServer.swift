@@ -8,7 +8,9 @@ import Synchronization
 public typealias Responder = @Sendable (Request) -> Response
 
 /// Told about each request once its answer is written (the request log, metrics).
-public typealias RequestObserver = @Sendable (Request, Response, RequestOutcome) -> Void
+/// Each worker thread makes its own (see ``FastCGIServer/init(configuration:logger:makeObserver:responder:)``),
+/// so an observer may keep state without a lock.
+public typealias RequestObserver = (Request, Response, RequestOutcome) -> Void
 
 /// What one request cost, measured by the pool around the responder and the write.
 public struct RequestOutcome: Sendable {
@@ -55,17 +57,19 @@ public final class FastCGIServer: @unchecked Sendable {
 
     public let configuration: Configuration
     private let responder: Responder
-    private let observer: RequestObserver?
+    private let makeObserver: (@Sendable () -> RequestObserver)?
     private let busy = Atomic<Int>(0)
     private let logger: Logger
     private var socket: ListeningSocket?
     private let threads = WorkerThreads()
 
-    public init(configuration: Configuration, logger: Logger, observer: RequestObserver? = nil,
+    /// `makeObserver` is called once on each worker thread, for an observer
+    /// that thread alone calls.
+    public init(configuration: Configuration, logger: Logger, makeObserver: (@Sendable () -> RequestObserver)? = nil,
                 responder: @escaping Responder) {
         self.configuration = configuration
         self.responder = responder
-        self.observer = observer
+        self.makeObserver = makeObserver
         self.logger = logger
     }
 
@@ -126,6 +130,7 @@ public final class FastCGIServer: @unchecked Sendable {
             return
         }
         let writer = FastCGIResponseWriter(fileServing: configuration.fileServing, logger: logger)
+        let observer = makeObserver?()
         while !threads.stopping {
             AcceptInterruption.unblock()
             let accepted = FCGX_Accept_r(&request)

@@ -16,7 +16,6 @@ import Prometheus
 public final class ServerMetrics: Sendable {
     private let registry = PrometheusCollectorRegistry()
     private let cumulative = CumulativeCounters()
-
     /// Request latencies from a millisecond to a minute (uploads run long).
     static let latencyBuckets: [Duration] = [
         .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
@@ -26,21 +25,26 @@ public final class ServerMetrics: Sendable {
 
     public init() {}
 
-    /// Counts one answered request.
-    public func observe(method: String, answeredBy route: AnsweringRoute?, status: Int, duration: Duration,
-                        bytesReceived: Int64, bytesSent: Int64) {
-        let dialect = route?.dialect ?? "none"
-        let path = route?.route ?? "unmatched"
-        let labels = [("dialect", dialect), ("route", path), ("method", Self.methodLabel(method))]
-        registry.makeCounter(descriptor: Self.requests, labels: labels + [("status", String(status))]).increment()
-        registry.makeDurationHistogram(descriptor: Self.latency, labels: labels, buckets: Self.latencyBuckets)
-            .record(duration)
-        if bytesReceived > 0 {
-            registry.makeCounter(descriptor: Self.received, labels: [("dialect", dialect)]).increment(by: bytesReceived)
-        }
-        if bytesSent > 0 {
-            registry.makeCounter(descriptor: Self.sent, labels: [("dialect", dialect)]).increment(by: bytesSent)
-        }
+    /// A recorder of answered requests for one thread (see ``RequestRecorder``).
+    public func recorder() -> RequestRecorder {
+        RequestRecorder(metrics: self)
+    }
+
+    /// The series one route, method and status counts into.
+    struct RequestSeries {
+        var requests: Counter
+        var latency: DurationHistogram
+        var received: Counter
+        var sent: Counter
+    }
+
+    func series(dialect: String, route: String, method: String, status: Int) -> RequestSeries {
+        let labels = [("dialect", dialect), ("route", route), ("method", method)]
+        return RequestSeries(
+            requests: registry.makeCounter(descriptor: Self.requests, labels: labels + [("status", String(status))]),
+            latency: registry.makeDurationHistogram(descriptor: Self.latency, labels: labels, buckets: Self.latencyBuckets),
+            received: registry.makeCounter(descriptor: Self.received, labels: [("dialect", dialect)]),
+            sent: registry.makeCounter(descriptor: Self.sent, labels: [("dialect", dialect)]))
     }
 
     /// The exposition text, with `sample`'s values as of now.

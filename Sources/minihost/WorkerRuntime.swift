@@ -35,12 +35,15 @@ final class WorkerRuntime: Sendable {
             configuration: .init(address: address, workerCount: workers, fileServing: fileServing,
                                  shutdownGracePeriod: gracePeriod),
             logger: logger,
-            observer: { request, response, outcome in
-                metrics.observe(method: request.method, answeredBy: response.answeredBy, status: response.status.code,
-                                duration: outcome.duration, bytesReceived: outcome.bytesReceived,
-                                bytesSent: outcome.bytesSent)
-                Self.logRequest(request, response, outcome, requestLogger)
-                memory.requestFinished()
+            makeObserver: {
+                let recorder = metrics.recorder()
+                return { request, response, outcome in
+                    recorder.observe(method: request.method, answeredBy: response.answeredBy,
+                                     status: response.status.code, duration: outcome.duration,
+                                     bytesReceived: outcome.bytesReceived, bytesSent: outcome.bytesSent)
+                    Self.logRequest(request, response, outcome, requestLogger)
+                    memory.requestFinished()
+                }
             },
             responder: { request in
                 RequestId.$current.withValue(request.requestId) { router.respond(to: request) }
