@@ -20,8 +20,9 @@ import Glibc
 /// machine crash the file may fall back, but nothing remembered survives one.
 final class CredentialGeneration: @unchecked Sendable {
     private let descriptor: Int32
-    /// The file's first 8 bytes, mapped shared and read-only.
-    private let mapped: UnsafeRawPointer
+    /// The file's first 8 bytes, mapped shared and read-only; nil where the
+    /// file system can't map files, and then each read is a `pread`.
+    private let mapped: UnsafeRawPointer?
     let path: String
 
     init(path: String) throws {
@@ -41,17 +42,13 @@ final class CredentialGeneration: @unchecked Sendable {
             close(descriptor)
             throw error
         }
-        guard let mapping = mmap(nil, 8, PROT_READ, MAP_SHARED, descriptor, 0), mapping != MAP_FAILED else {
-            let error = StorageError.fromErrno("map \(path)")
-            close(descriptor)
-            throw error
-        }
+        let mapping = mmap(nil, 8, PROT_READ, MAP_SHARED, descriptor, 0)
         self.descriptor = descriptor
-        self.mapped = UnsafeRawPointer(mapping)
+        self.mapped = mapping == MAP_FAILED ? nil : mapping.map(UnsafeRawPointer.init)
     }
 
     deinit {
-        munmap(UnsafeMutableRawPointer(mutating: mapped), 8)
+        if let mapped { munmap(UnsafeMutableRawPointer(mutating: mapped), 8) }
         close(descriptor)
     }
 
@@ -60,7 +57,10 @@ final class CredentialGeneration: @unchecked Sendable {
     func current() -> Int64 {
         // A load racing a writer's `pwrite` may see a mix of the two values,
         // as a `pread` could: the kernel's copy isn't atomic either way.
-        Int64(littleEndian: mapped.load(as: Int64.self))
+        if let mapped { return Int64(littleEndian: mapped.load(as: Int64.self)) }
+        var value: Int64 = 0
+        let count = withUnsafeMutableBytes(of: &value) { pread(descriptor, $0.baseAddress, 8, 0) }
+        return count == 8 ? Int64(littleEndian: value) : 0
     }
 
     /// Moves both counters past every value either held. Call inside the
