@@ -16,6 +16,7 @@ import Prometheus
 public final class ServerMetrics: Sendable {
     private let registry = PrometheusCollectorRegistry()
     private let cumulative = CumulativeCounters()
+
     /// Request latencies from a millisecond to a minute (uploads run long).
     static let latencyBuckets: [Duration] = [
         .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
@@ -38,6 +39,7 @@ public final class ServerMetrics: Sendable {
         var sent: Counter
     }
 
+    /// Asks the registry for the series; a ``RequestRecorder`` keeps them.
     func series(dialect: String, route: String, method: String, status: Int) -> RequestSeries {
         let labels = [("dialect", dialect), ("route", route), ("method", method)]
         return RequestSeries(

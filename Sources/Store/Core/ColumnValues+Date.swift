@@ -7,7 +7,7 @@ import GRDBSQLite
 ///
 /// GRDB parses the text into `DateComponents` and asks a Gregorian calendar
 /// for the date: on the upload read behind every download, the row's dates
-/// cost more than SQLite's step. This reads that one layout (and the same
+/// were a quarter of the read. This reads that one layout (and the same
 /// without milliseconds, as SQLite's `datetime()` writes it) by arithmetic,
 /// as the Double nearest the stored millisecond; GRDB's calendar comes within
 /// picoseconds of it. Anything else, a number, another layout or an
