@@ -31,10 +31,7 @@ extension ColumnValues {
 
     /// The date at `index`; NULL or a value that is no date is an error.
     func required(_ index: CInt, as _: Date.Type = Date.self) throws -> Date {
-        guard let date: Date = optional(index) else {
-            let name = sqlite3_column_name(statement, index).map { String(cString: $0) } ?? "#\(index)"
-            throw StorageError(.invalid, "column \(name) holds no Date")
-        }
+        guard let date: Date = optional(index) else { throw noValue(at: index, as: Date.self) }
         return date
     }
 }

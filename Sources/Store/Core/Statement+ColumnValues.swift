@@ -23,11 +23,14 @@ struct ColumnValues {
 
     /// The value at `index`; NULL or a value of another type is an error.
     func required<Value: StatementColumnConvertible>(_ index: CInt, as _: Value.Type = Value.self) throws -> Value {
-        guard let value: Value = optional(index) else {
-            let name = sqlite3_column_name(statement, index).map { String(cString: $0) } ?? "#\(index)"
-            throw StorageError(.invalid, "column \(name) holds no \(Value.self)")
-        }
+        guard let value: Value = optional(index) else { throw noValue(at: index, as: Value.self) }
         return value
+    }
+
+    /// The error for a required column that holds no `type`.
+    func noValue(at index: CInt, as type: Any.Type) -> StorageError {
+        let name = sqlite3_column_name(statement, index).map { String(cString: $0) } ?? "#\(index)"
+        return StorageError(.invalid, "column \(name) holds no \(type)")
     }
 }
 
